@@ -1,0 +1,584 @@
+"""The HTTP layer: request and response models, the caller's identity, errors, and the route handlers.
+
+`function_app.py` registers each handler below on a route; the local dev server mounts the same handler
+objects. Handlers parse and validate with the pydantic models (which also generate the OpenAPI document),
+call `Conversations`, and map results and errors to JSON or Server-Sent Events. Only this module knows
+about HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from azure.core.exceptions import AzureError
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.backends import ModelCallError
+from shared.conversation import (
+    AllBackendsFailed,
+    Delta,
+    FallbackTaken,
+    InvalidMessage,
+    RouteChosen,
+    SessionView,
+    StreamBroken,
+    TurnCompleted,
+    TurnEvent,
+    TurnResult,
+)
+from shared.metadata import InvalidCursor
+from shared.records import ANONYMOUS_OWNER, InvalidId, SessionSummary, owner_key
+from shared.routing import ROUTES, BackendNotConfigured, NoBackendConfigured, UnknownRoute
+from shared.runtime import get_services
+from shared.settings import ID_PATTERN, Settings, SettingsError, get_settings
+from shared.snapshots import SessionBusy, SessionConflict, SessionNotFound, SnapshotCorrupt
+
+logger = logging.getLogger(__name__)
+
+RouteName = Literal["auto", "local", "cloud", "foundry", "apim"]
+assert set(RouteName.__args__) == set(ROUTES)  # type: ignore[attr-defined]  # the model and the router agree
+
+# ---- models ------------------------------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ChatRequest(_Strict):
+    message: str = Field(description="The user's message.", min_length=1)
+    session_id: str | None = Field(None, description="Continue this session; omit to start a new one.",
+                                   pattern=ID_PATTERN.pattern)
+    route: RouteName = Field("auto", description="Force a backend, or let the router decide.")
+    stream: bool = Field(False, description="Answer as Server-Sent Events (same as Accept: text/event-stream).")
+
+
+class ResumeRequest(_Strict):
+    message: str | None = Field(None, description="Optionally continue the conversation with this message.",
+                                min_length=1)
+    route: RouteName = Field("auto", description="Force a backend for the continuing message.")
+
+
+class RouteInfo(BaseModel):
+    backend: str
+    model: str
+    complexity: float | None
+    reason: str
+    switched_from: str | None
+    fallback_from: str | None
+    router_version: str | None = None
+    fallback_chain: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Usage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+
+
+class ChatResponse(BaseModel):
+    session_id: str
+    turn: int
+    reply: str
+    route: RouteInfo
+    usage: Usage
+    latency_ms: float
+    cost: float
+    created: bool = Field(description="True when this turn started a new session.")
+
+
+class OpenAIMessage(BaseModel):
+    role: str
+    content: str
+
+
+class Summary(BaseModel):
+    session_id: str
+    created_at: str
+    last_active: str
+    turns: int
+    backends: dict[str, int]
+    switches: int
+    fallbacks: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+
+
+class SessionResponse(BaseModel):
+    session_id: str
+    messages: list[OpenAIMessage]
+    turns: list[dict[str, Any]]
+    summary: Summary
+
+
+class ResumeResponse(SessionResponse):
+    turn: int | None = None
+    reply: str | None = None
+    route: RouteInfo | None = None
+    usage: Usage | None = None
+    latency_ms: float | None = None
+    cost: float | None = None
+
+
+class SessionList(BaseModel):
+    sessions: list[Summary]
+    continuation: str | None = Field(description="Pass as `continuation` for the next page; null on the last.")
+
+
+class LatencyStats(BaseModel):
+    mean: float
+    p95: float
+
+
+class TokenStats(BaseModel):
+    input: int
+    output: int
+
+
+class Analytics(BaseModel):
+    session_id: str | None = None
+    total_exchanges: int
+    routing_distribution: dict[str, int]
+    model_switches: int
+    fallbacks: int
+    latency_ms: dict[str, LatencyStats]
+    tokens: dict[str, TokenStats]
+    cost: dict[str, float]
+    total_cost: float
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    storage: str
+    cosmos: str
+    backends: dict[str, dict[str, str]]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    correlation_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+# ---- errors ------------------------------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field:
+            error["field"] = self.field
+        return {"error": error}
+
+
+def _not_found() -> ApiError:
+    # The same answer for "does not exist" and "belongs to someone else": existence is not disclosed.
+    return ApiError(404, "session_not_found", "No such session.")
+
+
+def _retry_after(seconds: float | None, default: int) -> dict[str, str]:
+    value = default if seconds is None else max(1, round(seconds))
+    return {"Retry-After": str(value)}
+
+
+def to_api_error(exc: BaseException) -> ApiError | None:
+    """Our error for a known failure, or None for an unexpected one (a 500 with a correlation id)."""
+    match exc:
+        case ApiError():
+            return exc
+        case InvalidId():
+            return ApiError(400 if exc.field == "continuation" else 422, "invalid_id", str(exc), exc.field)
+        case InvalidMessage():
+            return ApiError(413 if "longer than" in str(exc) else 422, "invalid_message", str(exc), exc.field)
+        case UnknownRoute():
+            return ApiError(422, "invalid_route", f"route must be one of {', '.join(ROUTES)}", "route")
+        case BackendNotConfigured():
+            return ApiError(422, "backend_not_configured", str(exc), "route")
+        case NoBackendConfigured():
+            return ApiError(503, "no_backend", "No model backend is configured.", headers={"Retry-After": "60"})
+        case InvalidCursor():
+            return ApiError(400, "invalid_continuation", str(exc), "continuation")
+        case SessionNotFound():
+            return _not_found()
+        case SessionBusy():
+            return ApiError(409, "session_busy", "Another turn is running on this session; retry shortly.",
+                            headers={"Retry-After": str(SessionBusy.retry_after_seconds)})
+        case SessionConflict():
+            return ApiError(409, "session_conflict", "The session changed while this turn ran; nothing was saved.")
+        case AllBackendsFailed():
+            last = exc.last
+            status = 504 if all(attempt.error == "timeout" for attempt in exc.attempts) else 502
+            if last.kind == "rate_limited":
+                status = 429
+            headers = _retry_after(last.retry_after, 5) if last.kind in ("rate_limited", "server") else {}
+            tried = ", ".join(f"{attempt.backend} ({attempt.error})" for attempt in exc.attempts)
+            return ApiError(status, "backends_failed", f"Every backend failed: {tried}.", headers=headers)
+        case ModelCallError():
+            return ApiError(502, "backend_rejected", f"The {exc.backend} backend refused the request ({exc.kind}).")
+        case SettingsError():
+            return None
+        case SnapshotCorrupt():
+            return None
+        case AzureError():
+            return ApiError(503, "storage_unavailable", "Storage is unavailable; retry shortly.",
+                            headers={"Retry-After": "5"})
+    return None
+
+
+def error_response(exc: BaseException) -> JSONResponse:
+    api_error = to_api_error(exc)
+    if api_error is None:
+        correlation_id = uuid.uuid4().hex
+        logger.error("unhandled error, correlation id %s", correlation_id, exc_info=exc)
+        return JSONResponse(
+            {"error": {"code": "internal", "message": "Internal error.", "correlation_id": correlation_id}},
+            status_code=500,
+        )
+    if api_error.status >= 500:
+        logger.warning("request failed with %d %s", api_error.status, api_error.code)
+    return JSONResponse(api_error.body(), status_code=api_error.status, headers=api_error.headers)
+
+
+# ---- request parsing ---------------------------------------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_body(request: Request, settings: Settings, *, optional: bool = False) -> Any:
+    """The JSON body, with the size, type and encoding checked before it is parsed."""
+    limit = settings.request_max_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "malformed_request", "Content-Length is not a number.")
+        if int(declared) > limit:
+            raise ApiError(413, "body_too_large", f"Request body is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "body_too_large", f"Request body is larger than {limit} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        if optional:
+            return None
+        raise ApiError(400, "malformed_request", "A JSON body is required.")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("application/json", "") and not content_type.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "malformed_request", "Body is not valid UTF-8.") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ApiError(400, "malformed_request", "Body is nested too deeply.") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_request", f"Body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+
+
+def validate(model: type[M], data: Any) -> M:
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_request", "Body must be a JSON object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        kind = first["type"]
+        if kind == "extra_forbidden":
+            message = f"Unknown field '{field}'."
+        elif kind == "literal_error":
+            message = f"{field} must be one of {', '.join(ROUTES)}."
+        elif kind == "string_pattern_mismatch":
+            message = f"{field} must match {ID_PATTERN.pattern}."
+        else:
+            message = f"{field}: {first['msg']}."
+        raise ApiError(422, "invalid_request", message, field) from None
+
+
+@dataclass(frozen=True)
+class Caller:
+    owner: str
+    principal_id: str | None
+    roles: frozenset[str]
+    is_admin: bool
+
+
+_ROLE_CLAIMS = ("roles", "role", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role")
+
+
+def caller_of(request: Request, settings: Settings) -> Caller:
+    """Who is calling: the App Service Authentication principal when trusted and present, else anonymous.
+
+    These headers are only trustworthy behind App Service Authentication, which strips any the client sent;
+    `TRUST_PRINCIPAL_HEADERS=false` ignores them entirely.
+    """
+    principal_id = request.headers.get("x-ms-client-principal-id") if settings.trust_principal_headers else None
+    if not principal_id:
+        return Caller(ANONYMOUS_OWNER, None, frozenset(), False)
+    principal_id = principal_id.strip()
+    if not principal_id or len(principal_id) > 256 or any(ord(ch) < 32 for ch in principal_id):
+        raise ApiError(400, "invalid_principal", "X-MS-CLIENT-PRINCIPAL-ID is not a valid principal id.")
+    roles: set[str] = set()
+    encoded = request.headers.get("x-ms-client-principal")
+    if encoded:
+        try:
+            principal = json.loads(base64.b64decode(encoded + "=" * (-len(encoded) % 4)))
+            role_type = principal.get("role_typ") or "roles"
+            for claim in principal.get("claims") or []:
+                if claim.get("typ") in (role_type, *_ROLE_CLAIMS) and isinstance(claim.get("val"), str):
+                    roles.add(claim["val"])
+        except (binascii.Error, ValueError, AttributeError, TypeError):
+            raise ApiError(400, "invalid_principal", "X-MS-CLIENT-PRINCIPAL is not valid base64 JSON.") from None
+    return Caller(owner_key(principal_id), principal_id, frozenset(roles), settings.admin_role in roles)
+
+
+def path_param(request: Request, route: str, name: str) -> str:
+    """A route parameter. Under Functions' HTTP streams the host does not fill `path_params`, so the URL
+    path is matched against the function's own route template as a fallback."""
+    value = request.path_params.get(name) if request.path_params else None
+    if value is None:
+        pattern = "^/api/" + re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]*)", re.escape(route)) + "/?$"
+        match = re.match(pattern, request.url.path)
+        value = match.group(name) if match else None
+    if value is None:
+        raise ApiError(404, "not_found", "No such route.")
+    if not ID_PATTERN.fullmatch(value):
+        raise ApiError(422, "invalid_id", f"{name} must match {ID_PATTERN.pattern}.", name)
+    return value
+
+
+def wants_stream(request: Request, body: ChatRequest) -> bool:
+    return body.stream or "text/event-stream" in request.headers.get("accept", "").lower()
+
+
+# ---- shaping results ---------------------------------------------------------------------------------------------
+
+
+def summary_json(summary: SessionSummary) -> dict[str, Any]:
+    data = summary.to_dict()
+    data.pop("owner", None)
+    data.pop("title", None)
+    return data
+
+
+def chat_json(result: TurnResult) -> dict[str, Any]:
+    record = result.record
+    return {
+        "session_id": result.session_id,
+        "turn": result.turn,
+        "reply": result.reply,
+        "route": {
+            "backend": record.backend,
+            "model": record.model,
+            "complexity": record.complexity,
+            "reason": record.reason,
+            "switched_from": record.switched_from,
+            "fallback_from": record.fallback_from,
+            "router_version": record.router_version,
+            "fallback_chain": [attempt.to_dict() for attempt in record.fallback_chain],
+        },
+        "usage": {"input_tokens": record.input_tokens, "output_tokens": record.output_tokens},
+        "latency_ms": record.latency_ms,
+        "cost": record.cost,
+        "created": result.created,
+    }
+
+
+def session_json(view: SessionView) -> dict[str, Any]:
+    return {
+        "session_id": view.snapshot.session_id,
+        "messages": view.snapshot.openai_messages(),
+        "turns": [record.to_dict() for record in view.snapshot.records],
+        "summary": summary_json(view.summary),
+    }
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def _event_json(event: TurnEvent) -> tuple[str, dict[str, Any]]:
+    match event:
+        case RouteChosen():
+            decision = event.decision
+            return "route", {
+                "session_id": event.session_id,
+                "turn": event.turn,
+                "backend": decision.backend,
+                "model": event.model,
+                "complexity": decision.complexity,
+                "reason": decision.reason,
+                "switched_from": decision.switched_from,
+                "router_version": decision.router_version,
+            }
+        case Delta():
+            return "delta", {"text": event.text}
+        case FallbackTaken():
+            return "fallback", {"from": event.failed.backend, "error": event.failed.error, "to": event.next_backend}
+        case TurnCompleted():
+            return "done", chat_json(event.result)
+    raise TypeError(f"unknown event {event!r}")  # pragma: no cover
+
+
+async def _sse_stream(first: TurnEvent, events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
+    yield _sse(*_event_json(first))
+    try:
+        async for event in events:
+            yield _sse(*_event_json(event))
+    except Exception as exc:  # noqa: BLE001 - the status line is gone; the error travels as an event
+        if isinstance(exc, StreamBroken):
+            api_error = ApiError(502, "stream_broken", f"The {exc.error.backend} backend failed mid-answer; "
+                                 "nothing was saved.")
+        else:
+            api_error = to_api_error(exc) or ApiError(500, "internal", "Internal error.")
+            if to_api_error(exc) is None:
+                logger.error("turn failed mid-stream", exc_info=exc)
+        yield _sse("error", {**api_error.body()["error"], "status": api_error.status})
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
+
+
+# ---- handlers ----------------------------------------------------------------------------------------------------
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def handler(func: Callable[[Request, Settings], Awaitable[Response]]) -> Handler:
+    """Wrap a route handler so that every failure becomes one of our JSON errors."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            settings = get_settings()
+            return await func(request, settings)
+        except Exception as exc:  # noqa: BLE001 - the one error mapper
+            return error_response(exc)
+
+    wrapped.__name__ = func.__name__
+    wrapped.__doc__ = func.__doc__
+    return wrapped
+
+
+async def chat(request: Request, settings: Settings) -> Response:
+    body = validate(ChatRequest, await read_body(request, settings))
+    caller = caller_of(request, settings)
+    conversations = (await get_services()).conversations
+    if wants_stream(request, body):
+        events = conversations.turn(caller.owner, body.message, body.session_id, body.route)
+        try:
+            first = await events.__anext__()
+        except BaseException:
+            await events.aclose()
+            raise
+        return StreamingResponse(
+            _sse_stream(first, events),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    result = await conversations.chat(caller.owner, body.message, body.session_id, body.route)
+    return JSONResponse(chat_json(result))
+
+
+async def resume(request: Request, settings: Settings) -> Response:
+    session_id = path_param(request, "sessions/{session_id}/resume", "session_id")
+    data = await read_body(request, settings, optional=True)
+    body = validate(ResumeRequest, data) if data is not None else ResumeRequest()
+    caller = caller_of(request, settings)
+    conversations = (await get_services()).conversations
+    answer: dict[str, Any] = {}
+    if body.message is not None:
+        answer = chat_json(await conversations.chat(caller.owner, body.message, session_id, body.route))
+    view = await conversations.get(caller.owner, session_id)
+    return JSONResponse({**answer, **session_json(view)})
+
+
+async def get_session(request: Request, settings: Settings) -> Response:
+    session_id = path_param(request, "sessions/{session_id}", "session_id")
+    caller = caller_of(request, settings)
+    view = await (await get_services()).conversations.get(caller.owner, session_id)
+    return JSONResponse(session_json(view))
+
+
+async def delete_session(request: Request, settings: Settings) -> Response:
+    session_id = path_param(request, "sessions/{session_id}", "session_id")
+    caller = caller_of(request, settings)
+    existed = await (await get_services()).conversations.delete(caller.owner, session_id)
+    if not existed:
+        raise _not_found()
+    return Response(status_code=204)
+
+
+async def list_sessions(request: Request, settings: Settings) -> Response:
+    params = request.query_params
+    unknown = set(params) - {"limit", "continuation"}
+    if unknown:
+        raise ApiError(422, "invalid_request", f"Unknown query parameter '{sorted(unknown)[0]}'.", sorted(unknown)[0])
+    raw_limit = params.get("limit", "20")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+        raise ApiError(422, "invalid_request", "limit must be an integer from 1 to 100.", "limit")
+    cursor = params.get("continuation") or None
+    if cursor is not None and len(cursor) > 512:
+        raise ApiError(400, "invalid_continuation", "continuation token is not valid", "continuation")
+    caller = caller_of(request, settings)
+    sessions, next_cursor = await (await get_services()).conversations.list_sessions(
+        caller.owner, int(raw_limit), cursor
+    )
+    return JSONResponse({"sessions": [summary_json(item) for item in sessions], "continuation": next_cursor})
+
+
+async def session_analytics(request: Request, settings: Settings) -> Response:
+    session_id = path_param(request, "sessions/{session_id}/analytics", "session_id")
+    caller = caller_of(request, settings)
+    return JSONResponse(await (await get_services()).conversations.session_analytics(caller.owner, session_id))
+
+
+async def owner_analytics(request: Request, settings: Settings) -> Response:
+    caller = caller_of(request, settings)
+    return JSONResponse(await (await get_services()).conversations.owner_analytics(caller.owner))
+
+
+async def health(request: Request, settings: Settings) -> Response:
+    services = await get_services()
+    checks = await services.conversations.health()
+    healthy = checks["storage"] == "ok" and checks["cosmos"] == "ok" and bool(services.backends)
+    body = {
+        "status": "ok" if healthy else "degraded",
+        **checks,
+        "backends": {name: {"model": backend.model} for name, backend in services.backends.items()},
+    }
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+async def openapi(request: Request, settings: Settings) -> Response:
+    from shared.openapi import document
+
+    return JSONResponse(document())

@@ -1,0 +1,158 @@
+"""Model backends: one Agent Framework `Agent` per configured backend, over Chat Completions.
+
+Every backend, Azure included, uses `OpenAIChatCompletionClient` (Chat Completions). The Responses API
+client keeps history on the service, which silently loses the thread when a conversation moves between
+backends; here the history is always ours, in the session we pass, and `service_session_id` stays empty.
+
+The `openai` client under each agent is built here, not by Agent Framework, so timeouts and retries come
+from our settings and no `OPENAI_*`/`AZURE_OPENAI_*` environment variable changes where a turn goes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import openai
+from agent_framework import Agent
+from agent_framework.openai import OpenAIChatCompletionClient
+
+from shared.settings import BackendSettings, Settings
+
+logger = logging.getLogger(__name__)
+
+COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+# Sent when a backend needs no key (a local model): the openai client refuses to start without one.
+PLACEHOLDER_API_KEY = "not-needed"
+
+TokenProvider = Callable[[], Any]
+
+
+class ModelCallError(RuntimeError):
+    """A backend failed in a way that another backend may not (the turn falls back on these)."""
+
+    def __init__(self, backend: str, kind: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(f"{backend}: {kind}" + (f" (HTTP {status})" if status else ""))
+        self.backend = backend
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        """Worth trying another backend: down, slow, overloaded. A 400 would fail anywhere."""
+        return self.kind in ("connection", "timeout", "rate_limited", "server", "auth")
+
+
+def classify(backend: str, exc: BaseException) -> ModelCallError:
+    """Map whatever the SDK stack raised (Agent Framework wraps the openai error) to one of our kinds."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, openai.APITimeoutError | httpx.TimeoutException | TimeoutError):
+            return ModelCallError(backend, "timeout")
+        if isinstance(current, openai.APIConnectionError | httpx.TransportError | ConnectionError):
+            return ModelCallError(backend, "connection")
+        if isinstance(current, openai.APIStatusError):
+            status = current.status_code
+            if status == 429:
+                return ModelCallError(backend, "rate_limited", status, _retry_after(current.response))
+            if status >= 500:
+                return ModelCallError(backend, "server", status, _retry_after(current.response))
+            if status in (401, 403):
+                return ModelCallError(backend, "auth", status)
+            return ModelCallError(backend, "rejected", status)
+        inner = getattr(current, "inner_exception", None)
+        current = inner if isinstance(inner, BaseException) else (current.__cause__ or current.__context__)
+    return ModelCallError(backend, "error")
+
+
+def _retry_after(response: httpx.Response | None) -> float | None:
+    if response is None:
+        return None
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    model: str
+    agent: Agent
+    openai_client: openai.AsyncOpenAI
+
+    async def close(self) -> None:
+        await self.openai_client.close()
+
+
+def _is_openai_v1_path(endpoint: str) -> bool:
+    return urlparse(endpoint).path.rstrip("/").endswith("/v1")
+
+
+def build_openai_client(
+    config: BackendSettings, settings: Settings, token_provider: TokenProvider | None
+) -> openai.AsyncOpenAI:
+    """The openai client for one backend: Azure style, or any OpenAI-compatible base URL."""
+    headers: dict[str, str] = {}
+    api_key = config.api_key
+    if config.name == "apim" and config.api_key:
+        # API Management reads its subscription key from this header, not from the bearer token.
+        headers["Ocp-Apim-Subscription-Key"] = config.api_key
+        api_key = PLACEHOLDER_API_KEY
+    common: dict[str, Any] = {
+        "timeout": settings.model_timeout_seconds,
+        "max_retries": settings.model_max_retries,
+        "default_headers": headers or None,
+    }
+    use_entra = config.is_azure and not config.api_key
+    if use_entra and token_provider is None:
+        raise ValueError(f"{config.name} backend needs Entra ID but no credential is available")
+    if config.is_azure and not _is_openai_v1_path(config.endpoint):
+        if use_entra:
+            return openai.AsyncAzureOpenAI(
+                azure_endpoint=config.endpoint,
+                api_version=settings.azure_openai_api_version,
+                azure_ad_token_provider=token_provider,
+                **common,
+            )
+        return openai.AsyncAzureOpenAI(
+            azure_endpoint=config.endpoint, api_version=settings.azure_openai_api_version, api_key=api_key, **common
+        )
+    if use_entra:
+        # The v1 surface of Azure OpenAI/Foundry takes the Entra token as the bearer key, refreshed per call.
+        return openai.AsyncOpenAI(base_url=config.endpoint, api_key=token_provider, **common)  # type: ignore[arg-type]
+    return openai.AsyncOpenAI(base_url=config.endpoint, api_key=api_key or PLACEHOLDER_API_KEY, **common)
+
+
+def build_backends(settings: Settings, token_provider: TokenProvider | None = None) -> dict[str, Backend]:
+    """One agent per configured backend; built once per process and reused by every turn."""
+    backends: dict[str, Backend] = {}
+    default_options: dict[str, Any] = {}
+    if settings.model_max_output_tokens:
+        default_options["max_tokens"] = settings.model_max_output_tokens
+    for name in settings.configured_backends:
+        config = settings.backends[name]
+        client = build_openai_client(config, settings, token_provider)
+        chat_client = OpenAIChatCompletionClient(model=config.model, async_client=client)
+        agent = Agent(
+            client=chat_client,
+            instructions=settings.system_prompt,
+            name=f"router-{name}",
+            default_options=default_options or None,  # type: ignore[arg-type]
+        )
+        backends[name] = Backend(name=name, model=config.model, agent=agent, openai_client=client)
+        logger.info("backend %s configured (model %s, azure=%s)", name, config.model, config.is_azure)
+    return backends
+
+
+def describe(backends: Mapping[str, Backend]) -> dict[str, dict[str, str]]:
+    """What the health endpoint shows: names and models, never endpoints' secrets."""
+    return {name: {"model": backend.model} for name, backend in backends.items()}

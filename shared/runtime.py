@@ -1,0 +1,134 @@
+"""Per-process wiring: every client is created once, lazily, on first use, and reused by every invocation.
+
+Nothing here runs at import time, so importing `function_app` does no network I/O and a bad setting
+fails at the first request with a message naming it (and in the log of the worker's start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.cosmos.aio import CosmosClient
+from azure.storage.blob.aio import BlobServiceClient
+
+from shared.backends import Backend, build_backends
+from shared.conversation import Conversations
+from shared.metadata import MetadataStore
+from shared.settings import Settings, get_settings
+from shared.snapshots import SnapshotStore
+
+logger = logging.getLogger(__name__)
+
+
+def make_credential(settings: Settings) -> Any:
+    """Managed identity in Azure (the user-assigned one named by AZURE_CLIENT_ID), developer logins locally."""
+    from azure.identity.aio import (
+        AzureCliCredential,
+        AzureDeveloperCliCredential,
+        ChainedTokenCredential,
+        ManagedIdentityCredential,
+    )
+
+    if settings.azure_client_id:
+        return ManagedIdentityCredential(client_id=settings.azure_client_id)
+    return ChainedTokenCredential(AzureDeveloperCliCredential(), AzureCliCredential())
+
+
+def _needs_credential(settings: Settings) -> bool:
+    if not settings.storage_connection_string or not settings.cosmos_key:
+        return True
+    return any(config.is_azure and not config.api_key for config in settings.backends.values())
+
+
+@dataclass
+class Services:
+    settings: Settings
+    conversations: Conversations
+    snapshots: SnapshotStore
+    metadata: MetadataStore
+    backends: dict[str, Backend]
+    _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for closer in reversed(self._closers):
+            try:
+                await closer()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                logger.warning("a client did not close cleanly", exc_info=True)
+
+
+async def build_services(settings: Settings) -> Services:
+    closers: list[Callable[[], Awaitable[Any]]] = []
+    credential = make_credential(settings) if _needs_credential(settings) else None
+    if credential is not None:
+        closers.append(credential.close)
+
+    storage_options: dict[str, Any] = {
+        "retry_total": settings.storage_max_retries,
+        "connection_timeout": settings.storage_timeout_seconds,
+        "read_timeout": settings.storage_timeout_seconds,
+    }
+    if settings.storage_connection_string:
+        blob_service = BlobServiceClient.from_connection_string(settings.storage_connection_string, **storage_options)
+    else:
+        blob_service = BlobServiceClient(settings.storage_blob_endpoint or "", credential=credential, **storage_options)
+    closers.append(blob_service.close)
+    snapshots = SnapshotStore(
+        blob_service.get_container_client(settings.snapshot_container), compact_every=settings.snapshot_compact_every
+    )
+    if settings.storage_connection_string:
+        await snapshots.ensure_container()  # Azurite; in Azure the container comes from Bicep
+
+    cosmos = CosmosClient(
+        settings.cosmos_endpoint,
+        credential=settings.cosmos_key or credential,
+        connection_timeout=int(settings.storage_timeout_seconds),
+        retry_total=settings.storage_max_retries,
+    )
+    closers.append(cosmos.close)
+    metadata = MetadataStore(
+        cosmos,
+        settings.cosmos_database,
+        settings.cosmos_turns_container,
+        settings.cosmos_sessions_container,
+        settings.cosmos_audit_container,
+    )
+    if settings.cosmos_create_resources:
+        await metadata.ensure_resources()
+
+    token_provider = None
+    if credential is not None:
+        from azure.identity.aio import get_bearer_token_provider
+
+        token_provider = get_bearer_token_provider(credential, "https://cognitiveservices.azure.com/.default")
+    backends = build_backends(settings, token_provider)
+    for backend in backends.values():
+        closers.append(backend.close)
+    conversations = Conversations(settings, snapshots, metadata, backends)
+    return Services(settings, conversations, snapshots, metadata, backends, closers)
+
+
+_services: Services | None = None
+_lock = asyncio.Lock()
+
+
+async def get_services() -> Services:
+    """The process-wide services, built on first use."""
+    global _services
+    if _services is None:
+        async with _lock:
+            if _services is None:
+                _services = await build_services(get_settings())
+    return _services
+
+
+async def close_services() -> None:
+    """Close every client (the dev server and tests call this; the Functions host just ends the process)."""
+    global _services
+    if _services is not None:
+        await _services.close()
+        _services = None

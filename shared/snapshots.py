@@ -1,0 +1,459 @@
+"""Conversation snapshots in Azure Blob Storage: a compacted snapshot plus an append-only journal.
+
+Layout, for owner `o` and session `s` (both validated ids, the only parts of any name):
+
+    o/s/snapshot.json.gz         block blob: the versioned envelope with every entry up to some turn,
+                                 the session's lease (one turn at a time) and its index tags
+    o/s/journal-000001.jsonl.gz  append blob: one gzip member per turn after the snapshot
+
+A turn appends one small gzip member (its messages in both formats and its turn record) to the
+journal, with the append position as a condition, so saving costs the same at turn 10 and at turn
+500. When the journal has at least `compact_every` turns and has grown to half the snapshot's size, the
+next turn rewrites the snapshot with everything and starts a new journal generation: the bytes written
+per turn stay bounded (amortized) and a load reads at most 1.5x the compacted size.
+
+Concurrency: a turn holds a 60 s blob lease on the snapshot (renewed while the model runs), so a second
+turn on the same session is refused before its model is called; the append position condition is a
+second line of defence if a lease is ever lost. A new session is written only if absent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from importlib import metadata
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import ContentSettings
+from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
+
+from shared.records import Entry, parse_iso, utc_iso, validate_id
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+LEASE_SECONDS = 60
+LEASE_RENEW_SECONDS = 20
+AGENT_FRAMEWORK_VERSION = metadata.version("agent-framework-core")
+# Stored as opaque gzip (no Content-Encoding): HTTP clients would otherwise inflate it transparently.
+_GZIP = ContentSettings(content_type="application/gzip")
+_JOURNAL_GZIP = ContentSettings(content_type="application/gzip")
+
+
+class SessionNotFound(LookupError):
+    """No session with this id for this owner (also what another owner's session looks like)."""
+
+
+class SessionBusy(RuntimeError):
+    """Another turn holds the session; the caller should retry shortly."""
+
+    retry_after_seconds = 2
+
+
+class SessionConflict(RuntimeError):
+    """The session changed since it was read (a lost lease or a racing creation); nothing was written."""
+
+
+class SnapshotCorrupt(RuntimeError):
+    """A stored document cannot be read (unknown schema version, bad gzip, broken turn sequence)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A whole conversation as loaded: the envelope's fields and every entry, oldest first."""
+
+    session_id: str
+    owner: str
+    created_at: str
+    updated_at: str
+    entries: tuple[Entry, ...]
+    agent_state: Mapping[str, Any] = field(default_factory=dict)
+    lineage: Mapping[str, Any] | None = None
+    # Where the stored form stands, so the next save knows how to append.
+    generation: int = 1
+    snapshot_turns: int = 0
+    snapshot_bytes: int = 0
+    journal_bytes: int = 0
+
+    @property
+    def turns(self) -> int:
+        return len(self.entries)
+
+    @property
+    def journal_turns(self) -> int:
+        return self.turns - self.snapshot_turns
+
+    @property
+    def records(self) -> list[Any]:
+        return [entry.record for entry in self.entries]
+
+    def openai_messages(self) -> list[dict[str, Any]]:
+        return [dict(message) for entry in self.entries for message in entry.openai_messages]
+
+    def af_messages(self) -> list[dict[str, Any]]:
+        return [dict(message) for entry in self.entries for message in entry.af_messages]
+
+    def agent_session_payload(self) -> dict[str, Any]:
+        """The `AgentSession.to_dict()` payload of the whole conversation.
+
+        The envelope stores the Agent Framework messages inside each entry (beside their OpenAI form), and
+        the rest of the session state here; this puts them back together for `AgentSession.from_dict`.
+        """
+        state = {key: value for key, value in self.agent_state.items()}
+        in_memory = dict(state.get("in_memory", {}))
+        in_memory["messages"] = self.af_messages()
+        state["in_memory"] = in_memory
+        return {"type": "session", "session_id": self.session_id, "service_session_id": None, "state": state}
+
+    def with_entry(self, entry: Entry, updated_at: str, agent_state: Mapping[str, Any]) -> Snapshot:
+        if entry.turn != self.turns + 1:
+            raise SessionConflict(f"turn {entry.turn} does not follow turn {self.turns}")
+        return replace(self, entries=(*self.entries, entry), updated_at=updated_at, agent_state=dict(agent_state))
+
+
+def new_snapshot(session_id: str, owner: str, now: datetime, lineage: Mapping[str, Any] | None = None) -> Snapshot:
+    stamp = utc_iso(now)
+    return Snapshot(session_id=session_id, owner=owner, created_at=stamp, updated_at=stamp, entries=(),
+                    lineage=lineage, generation=1)
+
+
+# ---- encoding (pure) ---------------------------------------------------------------------------------------------
+
+
+def _gzip(document: Mapping[str, Any]) -> bytes:
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return gzip.compress(text.encode("utf-8") + b"\n", compresslevel=6, mtime=0)
+
+
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    return _gzip(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "snapshot",
+            "session_id": snapshot.session_id,
+            "owner": snapshot.owner,
+            "created_at": snapshot.created_at,
+            "updated_at": snapshot.updated_at,
+            "agent_framework_version": AGENT_FRAMEWORK_VERSION,
+            "journal_generation": snapshot.generation,
+            "lineage": snapshot.lineage,
+            "agent_session": {
+                "type": "session",
+                "session_id": snapshot.session_id,
+                "service_session_id": None,
+                "state": dict(snapshot.agent_state),
+                "messages_in": "entries[].af",
+            },
+            "entries": [entry.to_dict() for entry in snapshot.entries],
+        }
+    )
+
+
+def encode_journal_member(entry: Entry, updated_at: str, agent_state: Mapping[str, Any]) -> bytes:
+    return _gzip(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "turn",
+            "updated_at": updated_at,
+            "agent_framework_version": AGENT_FRAMEWORK_VERSION,
+            "agent_state": dict(agent_state),
+            **entry.to_dict(),
+        }
+    )
+
+
+def _check_version(document: Mapping[str, Any], what: str) -> None:
+    version = document.get("schema_version")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise SnapshotCorrupt(f"{what} has schema version {version!r}; this build reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}")
+
+
+def decode_snapshot(data: bytes) -> Snapshot:
+    try:
+        document = json.loads(gzip.decompress(data))
+    except (OSError, EOFError, ValueError) as exc:
+        raise SnapshotCorrupt(f"snapshot is not gzip JSON: {type(exc).__name__}") from None
+    _check_version(document, "snapshot")
+    entries = tuple(Entry.from_dict(item) for item in document["entries"])
+    _check_sequence(entries, start=1)
+    agent_session = document.get("agent_session") or {}
+    return Snapshot(
+        session_id=document["session_id"],
+        owner=document["owner"],
+        created_at=document["created_at"],
+        updated_at=document["updated_at"],
+        entries=entries,
+        agent_state=dict(agent_session.get("state") or {}),
+        lineage=document.get("lineage"),
+        generation=int(document["journal_generation"]),
+        snapshot_turns=len(entries),
+        snapshot_bytes=len(data),
+    )
+
+
+def decode_journal(data: bytes) -> list[dict[str, Any]]:
+    """Every member of a journal, oldest first. A torn final member (a crash mid-append) is ignored."""
+    members: list[dict[str, Any]] = []
+    if not data:
+        return members
+    try:
+        text = gzip.decompress(data)
+    except (OSError, EOFError):
+        # Append Block is atomic, so a torn member should never exist; decode member by member to keep
+        # every complete one if it ever does.
+        text = _decompress_members(data)
+    for line in text.splitlines():
+        if line.strip():
+            document = json.loads(line)
+            _check_version(document, "journal member")
+            members.append(document)
+    return members
+
+
+def _decompress_members(data: bytes) -> bytes:
+    import zlib
+
+    out: list[bytes] = []
+    while data:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out.append(decompressor.decompress(data))
+        except zlib.error:
+            logger.error("journal has an unreadable member; %d bytes ignored", len(data))
+            break
+        if not decompressor.eof:
+            logger.error("journal ends with a torn member; %d bytes ignored", len(data))
+            out.pop()
+            break
+        data = decompressor.unused_data
+    return b"".join(out)
+
+
+def _check_sequence(entries: Sequence[Entry], start: int) -> None:
+    for offset, entry in enumerate(entries):
+        if entry.turn != start + offset:
+            raise SnapshotCorrupt(f"turn {entry.turn} found where turn {start + offset} was expected")
+
+
+def apply_journal(snapshot: Snapshot, members: Sequence[Mapping[str, Any]], journal_bytes: int) -> Snapshot:
+    entries = list(snapshot.entries)
+    updated_at = snapshot.updated_at
+    agent_state: Mapping[str, Any] = snapshot.agent_state
+    for member in members:
+        entry = Entry.from_dict(member)
+        if entry.turn <= len(entries):
+            continue  # already folded into the snapshot by a compaction
+        if entry.turn != len(entries) + 1:
+            raise SnapshotCorrupt(f"journal turn {entry.turn} found where turn {len(entries) + 1} was expected")
+        entries.append(entry)
+        updated_at = member.get("updated_at", updated_at)
+        agent_state = member.get("agent_state", agent_state)
+    return replace(snapshot, entries=tuple(entries), updated_at=updated_at, agent_state=agent_state,
+                   journal_bytes=journal_bytes)
+
+
+def index_tags(snapshot: Snapshot) -> dict[str, str]:
+    """Blob index tags on the snapshot: retention and erasure find sessions by these, without listing."""
+    return {
+        "owner": snapshot.owner,
+        "session": snapshot.session_id,
+        "lastActiveDay": parse_iso(snapshot.updated_at).strftime("%Y-%m-%d"),
+        "schema": str(SCHEMA_VERSION),
+    }
+
+
+# ---- storage (I/O) -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SessionLock:
+    """A held lease on a session's snapshot blob; renewed in the background while a turn runs."""
+
+    lease: BlobLeaseClient
+    renewer: asyncio.Task[None] | None = None
+
+
+class SnapshotStore:
+    def __init__(self, container: ContainerClient, *, compact_every: int = 16) -> None:
+        self._container = container
+        self._compact_every = compact_every
+
+    @staticmethod
+    def snapshot_name(owner: str, session_id: str) -> str:
+        return f"{validate_id(owner, 'owner')}/{validate_id(session_id)}/snapshot.json.gz"
+
+    @staticmethod
+    def journal_name(owner: str, session_id: str, generation: int) -> str:
+        return f"{validate_id(owner, 'owner')}/{validate_id(session_id)}/journal-{generation:06d}.jsonl.gz"
+
+    def _blob(self, name: str) -> BlobClient:
+        return self._container.get_blob_client(name)
+
+    async def ensure_container(self) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            await self._container.create_container()
+
+    async def ping(self) -> None:
+        await self._container.get_container_properties()
+
+    async def exists(self, owner: str, session_id: str) -> bool:
+        return bool(await self._blob(self.snapshot_name(owner, session_id)).exists())
+
+    async def load(self, owner: str, session_id: str) -> Snapshot:
+        """The whole conversation. Safe without the lease: a compaction racing the read is retried."""
+        name = self.snapshot_name(owner, session_id)
+        for _attempt in range(3):
+            try:
+                data = await (await self._blob(name).download_blob()).readall()
+            except ResourceNotFoundError:
+                raise SessionNotFound(session_id) from None
+            snapshot = decode_snapshot(data)
+            if snapshot.owner != owner or snapshot.session_id != session_id:
+                raise SnapshotCorrupt("snapshot names a different owner or session than its path")
+            journal = self._blob(self.journal_name(owner, session_id, snapshot.generation))
+            try:
+                journal_data = await (await journal.download_blob()).readall()
+            except ResourceNotFoundError:
+                # A compaction replaced this generation between our two reads: read the new snapshot.
+                continue
+            return apply_journal(snapshot, decode_journal(journal_data), len(journal_data))
+        raise SessionConflict("the session was compacted repeatedly while being read")
+
+    async def create(self, snapshot: Snapshot) -> Snapshot:
+        """Write a brand-new session (its first entries); fails with SessionConflict if the id is taken."""
+        journal = self._blob(self.journal_name(snapshot.owner, snapshot.session_id, snapshot.generation))
+        # The journal first (a snapshot never points at a missing journal), and only if absent: an existing
+        # session's journal is never reset by a racing creation.
+        try:
+            await journal.create_append_blob(
+                content_settings=_JOURNAL_GZIP, if_none_match="*"
+            )
+        except (ResourceExistsError, ResourceModifiedError):
+            raise SessionConflict(f"session {snapshot.session_id} already exists") from None
+        data = encode_snapshot(snapshot)
+        try:
+            await self._blob(self.snapshot_name(snapshot.owner, snapshot.session_id)).upload_blob(
+                data, overwrite=False, tags=index_tags(snapshot), content_settings=_GZIP
+            )
+        except ResourceExistsError:
+            raise SessionConflict(f"session {snapshot.session_id} already exists") from None
+        return replace(snapshot, snapshot_turns=snapshot.turns, snapshot_bytes=len(data), journal_bytes=0)
+
+    @contextlib.asynccontextmanager
+    async def locked(self, owner: str, session_id: str) -> AsyncIterator[SessionLock]:
+        """Hold the session for one turn; SessionBusy at once if another turn holds it."""
+        blob = self._blob(self.snapshot_name(owner, session_id))
+        lease = BlobLeaseClient(blob)
+        try:
+            await lease.acquire(lease_duration=LEASE_SECONDS)
+        except ResourceNotFoundError:
+            raise SessionNotFound(session_id) from None
+        except HttpResponseError as exc:
+            if exc.status_code == 409:
+                raise SessionBusy(session_id) from None
+            raise
+        lock = SessionLock(lease)
+        lock.renewer = asyncio.create_task(self._renew(lease))
+        try:
+            yield lock
+        finally:
+            lock.renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lock.renewer
+            try:
+                await lease.release()
+            except (HttpResponseError, ResourceNotFoundError):
+                # Released already (the session was deleted) or expired: either way nobody is blocked.
+                logger.info("lease on session %s was gone at release", session_id)
+
+    @staticmethod
+    async def _renew(lease: BlobLeaseClient) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            try:
+                await lease.renew()
+            except HttpResponseError:
+                logger.warning("could not renew a session lease; the append position still guards the save")
+                return
+
+    def _should_compact(self, snapshot: Snapshot, member_bytes: int) -> bool:
+        if snapshot.journal_turns + 1 < self._compact_every:
+            return False
+        return (snapshot.journal_bytes + member_bytes) * 2 >= snapshot.snapshot_bytes
+
+    async def append(self, lock: SessionLock, before: Snapshot, after: Snapshot) -> Snapshot:
+        """Save the one new entry of `after` (which is `before` plus a turn), under the session's lease."""
+        if after.turns != before.turns + 1:
+            raise ValueError("append saves exactly one new turn")
+        entry = after.entries[-1]
+        member = encode_journal_member(entry, after.updated_at, after.agent_state)
+        owner, session_id = after.owner, after.session_id
+        if self._should_compact(before, len(member)):
+            return await self._compact(lock, after)
+        journal = self._blob(self.journal_name(owner, session_id, before.generation))
+        try:
+            await journal.append_block(member, appendpos_condition=before.journal_bytes)
+        except HttpResponseError as exc:
+            if exc.status_code in (409, 412):
+                raise SessionConflict(f"session {session_id} changed while the turn ran") from None
+            raise
+        saved = replace(after, journal_bytes=before.journal_bytes + len(member))
+        if index_tags(before)["lastActiveDay"] != index_tags(saved)["lastActiveDay"]:
+            await self._blob(self.snapshot_name(owner, session_id)).set_blob_tags(
+                index_tags(saved), lease=lock.lease
+            )
+        return saved
+
+    async def _compact(self, lock: SessionLock, snapshot: Snapshot) -> Snapshot:
+        owner, session_id = snapshot.owner, snapshot.session_id
+        old, new = snapshot.generation, snapshot.generation + 1
+        # A fresh, empty journal for the next generation (an orphan of a crashed compaction is reset).
+        await self._blob(self.journal_name(owner, session_id, new)).create_append_blob(content_settings=_JOURNAL_GZIP)
+        compacted = replace(snapshot, generation=new)
+        data = encode_snapshot(compacted)
+        await self._blob(self.snapshot_name(owner, session_id)).upload_blob(
+            data, overwrite=True, lease=lock.lease, tags=index_tags(compacted), content_settings=_GZIP
+        )
+        with contextlib.suppress(ResourceNotFoundError):
+            await self._blob(self.journal_name(owner, session_id, old)).delete_blob()
+        logger.info("compacted session %s: %d turns, %d bytes", session_id, compacted.turns, len(data))
+        return replace(compacted, snapshot_turns=compacted.turns, snapshot_bytes=len(data), journal_bytes=0)
+
+    async def delete(self, owner: str, session_id: str) -> bool:
+        """Remove every blob of the session; True if anything was there. SessionBusy while a turn runs."""
+        prefix = f"{validate_id(owner, 'owner')}/{validate_id(session_id)}/"
+        names = [blob.name async for blob in self._container.list_blobs(name_starts_with=prefix)]
+        snapshot = prefix + "snapshot.json.gz"
+        # Journals first, the snapshot (the session's existence) last, so a crash leaves a readable remnant
+        # or nothing; a repeat finishes the job.
+        for name in sorted(names, key=lambda item: item == snapshot):
+            try:
+                await self._blob(name).delete_blob(match_condition=MatchConditions.Unconditionally)
+            except ResourceNotFoundError:
+                continue
+            except HttpResponseError as exc:
+                if exc.status_code in (409, 412):  # leased by a running turn
+                    raise SessionBusy(session_id) from None
+                raise
+        return bool(names)
+
+    async def find_by_tags(self, expression: str) -> AsyncIterator[tuple[str, str]]:
+        """(owner, session id) of every snapshot matching a blob index tag expression."""
+        async for item in self._container.find_blobs_by_tags(expression):
+            parts = item.name.split("/")
+            if len(parts) == 3 and parts[2] == "snapshot.json.gz":
+                yield parts[0], parts[1]
