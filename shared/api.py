@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -57,15 +57,17 @@ class _Strict(BaseModel):
 
 class ChatRequest(_Strict):
     message: str = Field(description="The user's message.", min_length=1)
-    session_id: str | None = Field(None, description="Continue this session; omit to start a new one.",
-                                   pattern=ID_PATTERN.pattern)
+    session_id: str | None = Field(
+        None, description="Continue this session; omit to start a new one.", pattern=ID_PATTERN.pattern
+    )
     route: RouteName = Field("auto", description="Force a backend, or let the router decide.")
     stream: bool = Field(False, description="Answer as Server-Sent Events (same as Accept: text/event-stream).")
 
 
 class ResumeRequest(_Strict):
-    message: str | None = Field(None, description="Optionally continue the conversation with this message.",
-                                min_length=1)
+    message: str | None = Field(
+        None, description="Optionally continue the conversation with this message.", min_length=1
+    )
     route: RouteName = Field("auto", description="Force a backend for the continuing message.")
 
 
@@ -226,8 +228,12 @@ def to_api_error(exc: BaseException) -> ApiError | None:
         case SessionNotFound():
             return _not_found()
         case SessionBusy():
-            return ApiError(409, "session_busy", "Another turn is running on this session; retry shortly.",
-                            headers={"Retry-After": str(SessionBusy.retry_after_seconds)})
+            return ApiError(
+                409,
+                "session_busy",
+                "Another turn is running on this session; retry shortly.",
+                headers={"Retry-After": str(SessionBusy.retry_after_seconds)},
+            )
         case SessionConflict():
             return ApiError(409, "session_conflict", "The session changed while this turn ran; nothing was saved.")
         case AllBackendsFailed():
@@ -245,8 +251,9 @@ def to_api_error(exc: BaseException) -> ApiError | None:
         case SnapshotCorrupt():
             return None
         case AzureError():
-            return ApiError(503, "storage_unavailable", "Storage is unavailable; retry shortly.",
-                            headers={"Retry-After": "5"})
+            return ApiError(
+                503, "storage_unavailable", "Storage is unavailable; retry shortly.", headers={"Retry-After": "5"}
+            )
     return None
 
 
@@ -450,22 +457,23 @@ def _event_json(event: TurnEvent) -> tuple[str, dict[str, Any]]:
     raise TypeError(f"unknown event {event!r}")  # pragma: no cover
 
 
-async def _sse_stream(first: TurnEvent, events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
+async def _sse_stream(first: TurnEvent, events: AsyncGenerator[TurnEvent, None]) -> AsyncIterator[bytes]:
     yield _sse(*_event_json(first))
     try:
         async for event in events:
             yield _sse(*_event_json(event))
     except Exception as exc:  # noqa: BLE001 - the status line is gone; the error travels as an event
         if isinstance(exc, StreamBroken):
-            api_error = ApiError(502, "stream_broken", f"The {exc.error.backend} backend failed mid-answer; "
-                                 "nothing was saved.")
+            api_error = ApiError(
+                502, "stream_broken", f"The {exc.error.backend} backend failed mid-answer; nothing was saved."
+            )
         else:
             api_error = to_api_error(exc) or ApiError(500, "internal", "Internal error.")
             if to_api_error(exc) is None:
                 logger.error("turn failed mid-stream", exc_info=exc)
         yield _sse("error", {**api_error.body()["error"], "status": api_error.status})
     finally:
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
 
 
 # ---- handlers ----------------------------------------------------------------------------------------------------
@@ -511,7 +519,7 @@ async def chat(request: Request, settings: Settings) -> Response:
 async def resume(request: Request, settings: Settings) -> Response:
     session_id = path_param(request, "sessions/{session_id}/resume", "session_id")
     data = await read_body(request, settings, optional=True)
-    body = validate(ResumeRequest, data) if data is not None else ResumeRequest()
+    body = validate(ResumeRequest, data if data is not None else {})
     caller = caller_of(request, settings)
     conversations = (await get_services()).conversations
     answer: dict[str, Any] = {}

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
 import openai
 from agent_framework import Agent
 from agent_framework.openai import OpenAIChatCompletionClient
@@ -54,9 +53,9 @@ def classify(backend: str, exc: BaseException) -> ModelCallError:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, openai.APITimeoutError | httpx.TimeoutException | TimeoutError):
+        if isinstance(current, openai.APITimeoutError | TimeoutError):
             return ModelCallError(backend, "timeout")
-        if isinstance(current, openai.APIConnectionError | httpx.TransportError | ConnectionError):
+        if isinstance(current, openai.APIConnectionError | ConnectionError):
             return ModelCallError(backend, "connection")
         if isinstance(current, openai.APIStatusError):
             status = current.status_code
@@ -72,7 +71,7 @@ def classify(backend: str, exc: BaseException) -> ModelCallError:
     return ModelCallError(backend, "error")
 
 
-def _retry_after(response: httpx.Response | None) -> float | None:
+def _retry_after(response: Any) -> float | None:
     if response is None:
         return None
     value = response.headers.get("retry-after")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -130,7 +130,9 @@ def cap_context(messages: Sequence[Mapping[str, Any]], max_messages: int, max_ch
 
 def to_openai(message: Mapping[str, Any]) -> dict[str, Any]:
     """One Agent Framework message dict in plain OpenAI chat format (text contents joined)."""
-    text = "".join(str(content.get("text", "")) for content in message.get("contents", ()) if content.get("type") == "text")
+    text = "".join(
+        str(content.get("text", "")) for content in message.get("contents", ()) if content.get("type") == "text"
+    )
     return {"role": str(message.get("role", "user")), "content": text}
 
 
@@ -176,7 +178,7 @@ class Conversations:
 
     async def turn(
         self, owner: str, message: str, session_id: str | None = None, route: str = "auto"
-    ) -> AsyncIterator[TurnEvent]:
+    ) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn; yields events. Raises before the first event when the request is refused."""
         validate_id(owner, "owner")
         message = self._check_message(message)
@@ -297,9 +299,7 @@ class Conversations:
             else:
                 saved = await self._snapshots.append(lock, before, after)
             metadata_saved = await self._record_metadata(saved, record)
-            yield TurnCompleted(
-                TurnResult(saved.session_id, turn_number, reply, record, lock is None, metadata_saved)
-            )
+            yield TurnCompleted(TurnResult(saved.session_id, turn_number, reply, record, lock is None, metadata_saved))
             return
         assert last_error is not None
         raise AllBackendsFailed(attempts, last_error)
@@ -310,8 +310,9 @@ class Conversations:
         try:
             await self._metadata.record_turn(summary, record)
         except Exception:  # noqa: BLE001 - logged; the turn is durable in Blob already
-            logger.exception("turn %d of session %s saved, but its metadata write failed", record.turn,
-                             snapshot.session_id)
+            logger.exception(
+                "turn %d of session %s saved, but its metadata write failed", record.turn, snapshot.session_id
+            )
             return False
         return True
 
@@ -370,4 +371,3 @@ def _switched_from(before: Snapshot, backend: str) -> str | None:
         if record.backend:
             return record.backend if record.backend != backend else None
     return None
-

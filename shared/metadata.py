@@ -134,8 +134,7 @@ class MetadataStore:
 
     async def session_turns(self, owner: str, session_id: str) -> list[TurnRecord]:
         query = (
-            "SELECT * FROM c WHERE c.sessionId = @session AND c.userId = @owner AND c.type = 'turn' "
-            "ORDER BY c.turn ASC"
+            "SELECT * FROM c WHERE c.sessionId = @session AND c.userId = @owner AND c.type = 'turn' ORDER BY c.turn ASC"
         )
         items = self.turns.query_items(
             query,
@@ -193,4 +192,3 @@ class MetadataStore:
             await self.sessions.delete_item(session_id, partition_key=owner)
             removed += 1
         return removed
-

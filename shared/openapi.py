@@ -35,35 +35,102 @@ class Operation:
 
 _SESSION = (400, 404, 422)
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("post", "/chat", "chat", "Send a message; routed to a backend and saved. Streams with SSE on request.",
-              api.ChatRequest, api.ChatResponse, errors=(400, 404, 409, 413, 415, 422, 429, 502, 503, 504),
-              streams=True),
-    Operation("post", "/sessions/{session_id}/resume", "resumeSession",
-              "Restore a conversation; with a message, continue it.", api.ResumeRequest, api.ResumeResponse,
-              errors=(*_SESSION, 409, 413, 415, 429, 502, 503, 504), request_optional=True),
-    Operation("get", "/sessions", "listSessions", "The caller's sessions, newest first.", None, api.SessionList,
-              errors=(400, 422),
-              query=({"name": "limit", "in": "query", "required": False,
-                      "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
-                     {"name": "continuation", "in": "query", "required": False,
-                      "schema": {"type": "string", "maxLength": 512}})),
-    Operation("get", "/sessions/{session_id}", "getSession", "One session: messages, turn records, summary.",
-              None, api.SessionResponse, errors=_SESSION),
-    Operation("delete", "/sessions/{session_id}", "deleteSession", "Erase a session's snapshot and metadata.",
-              success=204, errors=(*_SESSION, 409)),
-    Operation("get", "/sessions/{session_id}/analytics", "sessionAnalytics", "Routing analytics of one session.",
-              None, api.Analytics, errors=_SESSION),
-    Operation("get", "/analytics", "ownerAnalytics", "Routing analytics over all of the caller's sessions.",
-              None, api.Analytics),
-    Operation("get", "/health", "health", "Storage, Cosmos DB and configured backends.", None, api.Health,
-              errors=(503,), public=True),
+    Operation(
+        "post",
+        "/chat",
+        "chat",
+        "Send a message; routed to a backend and saved. Streams with SSE on request.",
+        api.ChatRequest,
+        api.ChatResponse,
+        errors=(400, 404, 409, 413, 415, 422, 429, 502, 503, 504),
+        streams=True,
+    ),
+    Operation(
+        "post",
+        "/sessions/{session_id}/resume",
+        "resumeSession",
+        "Restore a conversation; with a message, continue it.",
+        api.ResumeRequest,
+        api.ResumeResponse,
+        errors=(*_SESSION, 409, 413, 415, 429, 502, 503, 504),
+        request_optional=True,
+    ),
+    Operation(
+        "get",
+        "/sessions",
+        "listSessions",
+        "The caller's sessions, newest first.",
+        None,
+        api.SessionList,
+        errors=(400, 422),
+        query=(
+            {
+                "name": "limit",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+            },
+            {"name": "continuation", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 512}},
+        ),
+    ),
+    Operation(
+        "get",
+        "/sessions/{session_id}",
+        "getSession",
+        "One session: messages, turn records, summary.",
+        None,
+        api.SessionResponse,
+        errors=_SESSION,
+    ),
+    Operation(
+        "delete",
+        "/sessions/{session_id}",
+        "deleteSession",
+        "Erase a session's snapshot and metadata.",
+        success=204,
+        errors=(*_SESSION, 409),
+    ),
+    Operation(
+        "get",
+        "/sessions/{session_id}/analytics",
+        "sessionAnalytics",
+        "Routing analytics of one session.",
+        None,
+        api.Analytics,
+        errors=_SESSION,
+    ),
+    Operation(
+        "get",
+        "/analytics",
+        "ownerAnalytics",
+        "Routing analytics over all of the caller's sessions.",
+        None,
+        api.Analytics,
+    ),
+    Operation(
+        "get",
+        "/health",
+        "health",
+        "Storage, Cosmos DB and configured backends.",
+        None,
+        api.Health,
+        errors=(503,),
+        public=True,
+    ),
     Operation("get", "/openapi.json", "openapi", "This document.", public=True),
 )
 
 _STATUS_TEXT = {
-    400: "Malformed request", 404: "Not found (or not yours)", 409: "Another turn is running on the session",
-    413: "Body or message too large", 415: "Body is not JSON", 422: "Invalid value", 429: "Rate limited",
-    502: "Every backend failed", 503: "Unavailable", 504: "Every backend timed out",
+    400: "Malformed request",
+    404: "Not found (or not yours)",
+    409: "Another turn is running on the session",
+    413: "Body or message too large",
+    415: "Body is not JSON",
+    422: "Invalid value",
+    429: "Rate limited",
+    502: "Every backend failed",
+    503: "Unavailable",
+    504: "Every backend timed out",
 }
 
 
@@ -105,8 +172,12 @@ def _operation(operation: Operation) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = list(operation.query)
     if "{session_id}" in operation.path:
         parameters.append(
-            {"name": "session_id", "in": "path", "required": True,
-             "schema": {"type": "string", "pattern": ID_PATTERN.pattern}}
+            {
+                "name": "session_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": ID_PATTERN.pattern},
+            }
         )
     if parameters:
         spec["parameters"] = parameters

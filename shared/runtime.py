@@ -85,7 +85,7 @@ async def build_services(settings: Settings) -> Services:
 
     cosmos = CosmosClient(
         settings.cosmos_endpoint,
-        credential=settings.cosmos_key or credential,
+        credential=settings.cosmos_key or credential,  # type: ignore[arg-type]
         connection_timeout=int(settings.storage_timeout_seconds),
         retry_total=settings.storage_max_retries,
     )
@@ -113,14 +113,15 @@ async def build_services(settings: Settings) -> Services:
 
 
 _services: Services | None = None
-_lock = asyncio.Lock()
+_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
 
 async def get_services() -> Services:
-    """The process-wide services, built on first use."""
+    """The process-wide services, built once on first use (concurrent first requests wait for one build)."""
     global _services
     if _services is None:
-        async with _lock:
+        lock = _locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with lock:
             if _services is None:
                 _services = await build_services(get_settings())
     return _services
@@ -132,3 +133,4 @@ async def close_services() -> None:
     if _services is not None:
         await _services.close()
         _services = None
+    _locks.clear()

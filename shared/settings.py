@@ -44,26 +44,35 @@ def _backend_specs() -> list[SettingSpec]:
     for backend in BACKENDS:
         prefix = f"{backend.upper()}_MODEL_"
         specs += [
-            SettingSpec(prefix + "ENDPOINT", None, f"Base URL of the {labels[backend]}; the backend is on when set.",
-                        "optional"),
-            SettingSpec(prefix + "NAME", None, f"Model (or Azure deployment) name of the {backend} backend.",
-                        "optional"),
-            SettingSpec(prefix + "API_KEY", None,
-                        f"API key of the {backend} backend. Azure endpoints without a key use Entra ID"
-                        + ("; APIM sends it as Ocp-Apim-Subscription-Key." if backend == "apim" else "."),
-                        "local"),
+            SettingSpec(
+                prefix + "ENDPOINT", None, f"Base URL of the {labels[backend]}; the backend is on when set.", "optional"
+            ),
+            SettingSpec(
+                prefix + "NAME", None, f"Model (or Azure deployment) name of the {backend} backend.", "optional"
+            ),
+            SettingSpec(
+                prefix + "API_KEY",
+                None,
+                f"API key of the {backend} backend. Azure endpoints without a key use Entra ID"
+                + ("; APIM sends it as Ocp-Apim-Subscription-Key." if backend == "apim" else "."),
+                "local",
+            ),
         ]
     return specs
 
 
 SETTINGS_SPEC: tuple[SettingSpec, ...] = (
     *_backend_specs(),
-    SettingSpec("AZURE_OPENAI_API_VERSION", "2024-10-21", "api-version sent to Azure OpenAI style endpoints.",
-                "optional"),
+    SettingSpec(
+        "AZURE_OPENAI_API_VERSION", "2024-10-21", "api-version sent to Azure OpenAI style endpoints.", "optional"
+    ),
     SettingSpec("AZURE_CLIENT_ID", None, "Client id of the app's user-assigned managed identity (Azure).", "bicep"),
-    SettingSpec("STORAGE_BLOB_ENDPOINT", None,
-                "Blob service URL for snapshots, authenticated by identity. One of this or the connection string.",
-                "bicep"),
+    SettingSpec(
+        "STORAGE_BLOB_ENDPOINT",
+        None,
+        "Blob service URL for snapshots, authenticated by identity. One of this or the connection string.",
+        "bicep",
+    ),
     SettingSpec("STORAGE_CONNECTION_STRING", None, "Blob connection string for Azurite (local only).", "local"),
     SettingSpec("SNAPSHOT_CONTAINER", "conversations", "Blob container holding conversation snapshots.", "bicep"),
     SettingSpec("COSMOS_ENDPOINT", None, "Cosmos DB account endpoint (required).", "bicep"),
@@ -72,38 +81,60 @@ SETTINGS_SPEC: tuple[SettingSpec, ...] = (
     SettingSpec("COSMOS_TURNS_CONTAINER", "turns", "Turn records, partition key /sessionId.", "bicep"),
     SettingSpec("COSMOS_SESSIONS_CONTAINER", "sessions", "Session summaries, partition key /userId.", "bicep"),
     SettingSpec("COSMOS_AUDIT_CONTAINER", "audit", "Audit events, partition key /sessionId.", "bicep"),
-    SettingSpec("COSMOS_CREATE_RESOURCES", None,
-                "Create the database and containers when missing (default: true with COSMOS_KEY, else false; "
-                "in Azure they come from Bicep).", "local"),
+    SettingSpec(
+        "COSMOS_CREATE_RESOURCES",
+        None,
+        "Create the database and containers when missing (default: true with COSMOS_KEY, else false; "
+        "in Azure they come from Bicep).",
+        "local",
+    ),
     SettingSpec("ROUTER_LOCAL_THRESHOLD", "0.45", "Complexity below this goes to the local backend.", "optional"),
     SettingSpec("ROUTER_STRONG_ORDER", "cloud,foundry,apim", "Preference among the strong backends.", "optional"),
-    SettingSpec("ROUTER_FALLBACK_ORDER", "cloud,foundry,apim,local",
-                "Order in which other backends are tried when the chosen one fails.", "optional"),
-    SettingSpec("CONTEXT_MAX_MESSAGES", "50", "Most history messages sent to a model (history is never cut).",
-                "optional"),
+    SettingSpec(
+        "ROUTER_FALLBACK_ORDER",
+        "cloud,foundry,apim,local",
+        "Order in which other backends are tried when the chosen one fails.",
+        "optional",
+    ),
+    SettingSpec(
+        "CONTEXT_MAX_MESSAGES", "50", "Most history messages sent to a model (history is never cut).", "optional"
+    ),
     SettingSpec("CONTEXT_MAX_CHARS", "60000", "Most history characters sent to a model.", "optional"),
     SettingSpec("MESSAGE_MAX_CHARS", "32000", "Longest accepted user message.", "optional"),
     SettingSpec("REQUEST_MAX_BYTES", "262144", "Largest accepted request body.", "optional"),
     SettingSpec("MODEL_TIMEOUT_SECONDS", "60", "Timeout of one model call.", "optional"),
-    SettingSpec("MODEL_MAX_RETRIES", "0",
-                "Retries of one backend before falling back to the next (the fallback is the retry).", "optional"),
+    SettingSpec(
+        "MODEL_MAX_RETRIES",
+        "0",
+        "Retries of one backend before falling back to the next (the fallback is the retry).",
+        "optional",
+    ),
     SettingSpec("MODEL_MAX_OUTPUT_TOKENS", None, "Cap on the tokens a model may generate per turn.", "optional"),
     SettingSpec("STORAGE_TIMEOUT_SECONDS", "10", "Timeout of one Blob or Cosmos request.", "optional"),
     SettingSpec("STORAGE_MAX_RETRIES", "3", "Retries of one Blob or Cosmos request.", "optional"),
-    SettingSpec("PRICE_TABLE", "{}",
-                'USD per million tokens: {"cloud": {"input": 0.15, "output": 0.6}, "cloud:gpt-4o": {...}}.',
-                "optional"),
-    SettingSpec("SNAPSHOT_COMPACT_EVERY", "16",
-                "Fewest journal turns before the full snapshot is rewritten (also waits for the journal to reach "
-                "half the snapshot's size, so saving stays flat as a conversation grows).", "optional"),
+    SettingSpec(
+        "PRICE_TABLE",
+        "{}",
+        'USD per million tokens: {"cloud": {"input": 0.15, "output": 0.6}, "cloud:gpt-4o": {...}}.',
+        "optional",
+    ),
+    SettingSpec(
+        "SNAPSHOT_COMPACT_EVERY",
+        "16",
+        "Fewest journal turns before the full snapshot is rewritten (also waits for the journal to reach "
+        "half the snapshot's size, so saving stays flat as a conversation grows).",
+        "optional",
+    ),
     SettingSpec("SYSTEM_PROMPT", None, "Instructions given to every backend's agent.", "optional"),
-    SettingSpec("RETENTION_DAYS", "30", "Conversations idle for longer are deleted by the retention timer.",
-                "bicep"),
+    SettingSpec("RETENTION_DAYS", "30", "Conversations idle for longer are deleted by the retention timer.", "bicep"),
     SettingSpec("RETENTION_SCHEDULE", "0 0 3 * * *", "NCRONTAB schedule of the retention timer.", "bicep"),
     SettingSpec("RETENTION_DRY_RUN", "false", "Report what retention would delete without deleting.", "optional"),
-    SettingSpec("TRUST_PRINCIPAL_HEADERS", "true",
-                "Take the caller from X-MS-CLIENT-PRINCIPAL-ID; only safe behind App Service Authentication.",
-                "bicep"),
+    SettingSpec(
+        "TRUST_PRINCIPAL_HEADERS",
+        "true",
+        "Take the caller from X-MS-CLIENT-PRINCIPAL-ID; only safe behind App Service Authentication.",
+        "bicep",
+    ),
     SettingSpec("ADMIN_ROLE", "admin", "Role claim that grants the admin routes.", "optional"),
 )
 

@@ -30,7 +30,6 @@ from datetime import datetime
 from importlib import metadata
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
@@ -127,8 +126,15 @@ class Snapshot:
 
 def new_snapshot(session_id: str, owner: str, now: datetime, lineage: Mapping[str, Any] | None = None) -> Snapshot:
     stamp = utc_iso(now)
-    return Snapshot(session_id=session_id, owner=owner, created_at=stamp, updated_at=stamp, entries=(),
-                    lineage=lineage, generation=1)
+    return Snapshot(
+        session_id=session_id,
+        owner=owner,
+        created_at=stamp,
+        updated_at=stamp,
+        entries=(),
+        lineage=lineage,
+        generation=1,
+    )
 
 
 # ---- encoding (pure) ---------------------------------------------------------------------------------------------
@@ -179,7 +185,9 @@ def encode_journal_member(entry: Entry, updated_at: str, agent_state: Mapping[st
 def _check_version(document: Mapping[str, Any], what: str) -> None:
     version = document.get("schema_version")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise SnapshotCorrupt(f"{what} has schema version {version!r}; this build reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}")
+        raise SnapshotCorrupt(
+            f"{what} has schema version {version!r}; this build reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}"
+        )
 
 
 def decode_snapshot(data: bytes) -> Snapshot:
@@ -262,8 +270,9 @@ def apply_journal(snapshot: Snapshot, members: Sequence[Mapping[str, Any]], jour
         entries.append(entry)
         updated_at = member.get("updated_at", updated_at)
         agent_state = member.get("agent_state", agent_state)
-    return replace(snapshot, entries=tuple(entries), updated_at=updated_at, agent_state=agent_state,
-                   journal_bytes=journal_bytes)
+    return replace(
+        snapshot, entries=tuple(entries), updated_at=updated_at, agent_state=agent_state, journal_bytes=journal_bytes
+    )
 
 
 def index_tags(snapshot: Snapshot) -> dict[str, str]:
@@ -339,9 +348,7 @@ class SnapshotStore:
         # The journal first (a snapshot never points at a missing journal), and only if absent: an existing
         # session's journal is never reset by a racing creation.
         try:
-            await journal.create_append_blob(
-                content_settings=_JOURNAL_GZIP, if_none_match="*"
-            )
+            await journal.create_append_blob(content_settings=_JOURNAL_GZIP, if_none_match="*")
         except (ResourceExistsError, ResourceModifiedError):
             raise SessionConflict(f"session {snapshot.session_id} already exists") from None
         data = encode_snapshot(snapshot)
@@ -413,9 +420,7 @@ class SnapshotStore:
             raise
         saved = replace(after, journal_bytes=before.journal_bytes + len(member))
         if index_tags(before)["lastActiveDay"] != index_tags(saved)["lastActiveDay"]:
-            await self._blob(self.snapshot_name(owner, session_id)).set_blob_tags(
-                index_tags(saved), lease=lock.lease
-            )
+            await self._blob(self.snapshot_name(owner, session_id)).set_blob_tags(index_tags(saved), lease=lock.lease)
         return saved
 
     async def _compact(self, lock: SessionLock, snapshot: Snapshot) -> Snapshot:
@@ -442,7 +447,7 @@ class SnapshotStore:
         # or nothing; a repeat finishes the job.
         for name in sorted(names, key=lambda item: item == snapshot):
             try:
-                await self._blob(name).delete_blob(match_condition=MatchConditions.Unconditionally)
+                await self._blob(name).delete_blob()
             except ResourceNotFoundError:
                 continue
             except HttpResponseError as exc:

@@ -54,8 +54,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = {404: "No such route.", 405: f"{request.method} is not allowed here."}.get(exc.status_code, exc.detail)
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=exc.status_code,
-                        headers=getattr(exc, "headers", None))
+    return JSONResponse(
+        {"error": {"code": code, "message": message}},
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
 
 
 def create_app() -> Starlette:
@@ -96,7 +99,10 @@ def emulators() -> Iterator[dict[str, str]]:
 def fake_models() -> Iterator[dict[str, str]]:
     from tools.fake_model import FakeModelServer
 
-    with FakeModelServer("local", models=("llama3.2",)) as local, FakeModelServer("cloud", models=("gpt-4o-mini",)) as cloud:
+    with (
+        FakeModelServer("local", models=("llama3.2",)) as local,
+        FakeModelServer("cloud", models=("gpt-4o-mini",)) as cloud,
+    ):
         yield {
             "LOCAL_MODEL_ENDPOINT": local.base_url,
             "LOCAL_MODEL_NAME": "llama3.2",
@@ -111,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "7071")))
     parser.add_argument("--emulators", action="store_true", help="start Azurite and the Cosmos DB emulator")
-    parser.add_argument("--fake-models", action="store_true",
-                        help="start fake local and cloud models unless a *_MODEL_ENDPOINT is set")
+    parser.add_argument(
+        "--fake-models", action="store_true", help="start fake local and cloud models unless a *_MODEL_ENDPOINT is set"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("azure", "httpx", "agent_framework"):
@@ -128,14 +135,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.emulators and not (os.environ.get("COSMOS_ENDPOINT") or os.environ.get("STORAGE_CONNECTION_STRING")):
             env = stack.enter_context(emulators())
             os.environ.update(env)
-            logger.info("emulators up: Azurite %s, Cosmos %s", env["STORAGE_CONNECTION_STRING"].split("BlobEndpoint=")[1],
-                        env["COSMOS_ENDPOINT"])
+            logger.info(
+                "emulators up: Azurite %s, Cosmos %s",
+                env["STORAGE_CONNECTION_STRING"].split("BlobEndpoint=")[1],
+                env["COSMOS_ENDPOINT"],
+            )
         configured = any(os.environ.get(f"{name}_MODEL_ENDPOINT") for name in ("LOCAL", "CLOUD", "FOUNDRY", "APIM"))
         if args.fake_models and not configured:
             env = stack.enter_context(fake_models())
             os.environ.update(env)
-            logger.info("no model configured: fake local (%s) and cloud (%s) models stand in",
-                        env["LOCAL_MODEL_ENDPOINT"], env["CLOUD_MODEL_ENDPOINT"])
+            logger.info(
+                "no model configured: fake local (%s) and cloud (%s) models stand in",
+                env["LOCAL_MODEL_ENDPOINT"],
+                env["CLOUD_MODEL_ENDPOINT"],
+            )
         logger.info("serving the function app at http://%s:%d/api", args.host, args.port)
         uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
     return 0

@@ -1,0 +1,48 @@
+# The two commands (see README): `make run` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PORT ?= 7071
+
+.PHONY: run test setup lint typecheck format unit bench clean
+
+## make run: bootstrap, then serve the API at http://localhost:$(PORT)/api with Azurite (data kept in
+## .data/azurite), the Cosmos DB emulator (in memory) and, unless *_MODEL_ENDPOINT is set, fake models.
+run: setup
+	$(PY) -m tools.devserver --port $(PORT) --emulators --fake-models
+
+## make test: bootstrap, lint, type-check, then the whole suite (the fixtures start and stop the emulators).
+test: setup lint typecheck
+	$(PY) -m pytest
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m tools.settings_docs --check
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache
