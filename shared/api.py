@@ -247,7 +247,8 @@ def to_api_error(exc: BaseException) -> ApiError | None:
         case ModelCallError():
             return ApiError(502, "backend_rejected", f"The {exc.backend} backend refused the request ({exc.kind}).")
         case SettingsError():
-            return None
+            # Names the setting (never a secret: keys are not validated for shape, so never echoed).
+            return ApiError(503, "misconfigured", f"The service is misconfigured: {exc}", headers={"Retry-After": "60"})
         case SnapshotCorrupt():
             return None
         case AzureError():

@@ -859,7 +859,8 @@ def decide(
             f"follow-up to {source} ({cue}): complexity {_fmt(complexity)} = max(own {_fmt(own)} "
             f"({analysis.details()}), previous {_fmt(prior)} * {_fmt(config.follow_up_decay)})"
         )
-    elif previous is not None:
+    elif previous is not None and own < config.local_threshold:
+        # Only where inheriting would have mattered: it explains leaving a strong backend after a hard turn.
         context = "; small talk needs no context" if _is_small_talk(opening) else "; not a follow-up"
 
     sticky = previous_backend if follow_up else None
