@@ -342,8 +342,11 @@ class Conversations:
         validate_id(owner, "owner")
         validate_id(session_id)
         records = await self._metadata.session_turns(owner, session_id)
-        if not records:
-            # Blob is the source of truth: a session whose metadata is missing still has analytics.
+        summary = await self._metadata.summary(owner, session_id) if records else None
+        if not records or summary is None or len(records) < summary.turns:
+            # Blob is the source of truth. Cosmos can lack turns: a failed metadata write not yet reconciled,
+            # an emulator restarted empty, or (in Azure) container TTL expiring the oldest turn records of a
+            # conversation that stayed active for longer than the retention window.
             records = (await self._snapshots.load(owner, session_id)).records
         return {"session_id": session_id, **analytics(records)}
 

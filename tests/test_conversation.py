@@ -195,7 +195,12 @@ def test_context_cap_counts_characters_and_starts_at_a_user_message() -> None:
     def message(role: str, text: str) -> dict[str, Any]:
         return {"role": role, "contents": [{"type": "text", "text": text}]}
 
-    history = [message("user", "a" * 50), message("assistant", "b" * 50), message("user", "c"), message("assistant", "d")]
+    history = [
+        message("user", "a" * 50),
+        message("assistant", "b" * 50),
+        message("user", "c"),
+        message("assistant", "d"),
+    ]
     assert cap_context(history, 10, 1000) == history
     assert cap_context(history, 3, 1000) == history[2:]  # would start at an assistant message: trimmed
     assert cap_context(history, 10, 60) == history[2:]
@@ -331,3 +336,17 @@ def test_azure_endpoint_without_key_uses_entra_tokens_and_never_a_key() -> None:
     assert client._azure_ad_token_provider is token  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="Entra ID"):
         build_openai_client(settings.backends["cloud"], settings, None)
+
+
+async def test_session_analytics_count_every_turn_even_when_cosmos_lost_some(services: Services) -> None:
+    """Cosmos is derived data (in Azure its TTL can expire old turns of a long-lived session): Blob decides."""
+    from shared.metadata import turn_document_id
+
+    one = await services.conversations.chat("alice", "hi")
+    await services.conversations.chat("alice", HARD, one.session_id)
+    await services.metadata.turns.delete_item(
+        turn_document_id("alice", one.session_id, 1), partition_key=one.session_id
+    )
+    result = await services.conversations.session_analytics("alice", one.session_id)
+    assert result["total_exchanges"] == 2
+    assert result["routing_distribution"] == {"local": 1, "cloud": 1}

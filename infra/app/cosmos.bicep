@@ -1,0 +1,78 @@
+// The router's metadata store: one Cosmos DB for NoSQL database with the three containers the code
+// reads (shared/metadata.py). Names and partition keys here must equal the code's; tests/test_infra.py
+// compares them.
+
+@description('Name of the Cosmos DB account.')
+param name string
+
+@description('Azure region of the account.')
+param location string
+
+@description('Tags applied to the account.')
+param tags object = {}
+
+@description('Name of the database.')
+param databaseName string
+
+@description('Days an untouched turn or session record lives before Cosmos DB deletes it (container default TTL).')
+@minValue(1)
+@maxValue(3650)
+param retentionDays int
+
+@description('Days an audit event lives before Cosmos DB deletes it.')
+@minValue(1)
+@maxValue(3650)
+param auditRetentionDays int
+
+@description('True: serverless account. False: provisioned autoscale throughput.')
+param serverless bool
+
+@description('Autoscale maximum RU/s of the database when serverless is false.')
+@minValue(1000)
+param autoscaleMaxThroughput int
+
+var secondsPerDay = 86400
+
+// Cosmos DB TTL counts from an item's last write, so a session record lives while its conversation
+// is active; a turn record is written once and expires retentionDays after that turn.
+var containers = {
+  turns: {
+    name: 'turns'
+    partitionKeyPath: '/sessionId'
+    defaultTtl: retentionDays * secondsPerDay
+  }
+  sessions: {
+    name: 'sessions'
+    partitionKeyPath: '/userId'
+    defaultTtl: retentionDays * secondsPerDay
+  }
+  audit: {
+    name: 'audit'
+    partitionKeyPath: '/sessionId'
+    defaultTtl: auditRetentionDays * secondsPerDay
+  }
+}
+
+module cosmos '../core/database/cosmos-nosql.bicep' = {
+  name: 'cosmos-nosql'
+  params: {
+    name: name
+    location: location
+    tags: tags
+    databaseName: databaseName
+    containers: [
+      containers.turns
+      containers.sessions
+      containers.audit
+    ]
+    serverless: serverless
+    autoscaleMaxThroughput: autoscaleMaxThroughput
+  }
+}
+
+output accountName string = cosmos.outputs.name
+output endpoint string = cosmos.outputs.endpoint
+output databaseName string = cosmos.outputs.databaseName
+output turnsContainerName string = containers.turns.name
+output sessionsContainerName string = containers.sessions.name
+output auditContainerName string = containers.audit.name
