@@ -48,7 +48,9 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+## make bench: the benchmark suite (bench/README in the README's Performance section); writes bench/results/.
 bench: setup
+	$(PIP) install --quiet --disable-pip-version-check -r requirements-bench.txt
 	$(PY) -m bench
 
 clean:

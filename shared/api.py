@@ -23,6 +23,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared import audit, telemetry
 from shared.backends import ModelCallError
 from shared.conversation import (
     AllBackendsFailed,
@@ -36,10 +37,13 @@ from shared.conversation import (
     TurnEvent,
     TurnResult,
 )
+from shared.erasure import erase_user as erase_owner
 from shared.metadata import InvalidCursor
+from shared.portability import FORMATS, InvalidFork, InvalidImport, SessionExists, transfer_of
+from shared.reconcile import reconcile as reconcile_sessions
 from shared.records import ANONYMOUS_OWNER, InvalidId, SessionSummary, owner_key
 from shared.routing import ROUTES, BackendNotConfigured, NoBackendConfigured, UnknownRoute
-from shared.runtime import get_services
+from shared.runtime import Services, get_services
 from shared.settings import ID_PATTERN, Settings, SettingsError, get_settings
 from shared.snapshots import SessionBusy, SessionConflict, SessionNotFound, SnapshotCorrupt
 
@@ -121,6 +125,9 @@ class SessionResponse(BaseModel):
     messages: list[OpenAIMessage]
     turns: list[dict[str, Any]]
     summary: Summary
+    lineage: dict[str, Any] | None = Field(
+        None, description="Where the session came from: a fork's source session and turn, or an import's format."
+    )
 
 
 class ResumeResponse(SessionResponse):
@@ -157,6 +164,13 @@ class Analytics(BaseModel):
     tokens: dict[str, TokenStats]
     cost: dict[str, float]
     total_cost: float
+    all_cloud_cost: float | None = Field(
+        None, description="What the same tokens would have cost on the cloud backend; null when there is no price."
+    )
+    saved_vs_all_cloud: float | None = Field(
+        None, description="all_cloud_cost - total_cost (negative: routing cost more)."
+    )
+    all_cloud_basis: str | None = Field(None, description="The price used for all_cloud_cost, or why it is null.")
 
 
 class Health(BaseModel):
@@ -164,6 +178,44 @@ class Health(BaseModel):
     storage: str
     cosmos: str
     backends: dict[str, dict[str, str]]
+
+
+class ErasureReceipt(BaseModel):
+    user_id: str = Field(description="The principal id whose data was erased.")
+    sessions_deleted: int
+    records_deleted: int = Field(description="Cosmos DB documents removed (turn records, summaries, audit events).")
+    completed_at: str
+
+
+class AuditEventInfo(BaseModel):
+    id: str
+    session_id: str
+    action: str
+    outcome: str
+    at: str
+    actor: str = Field(description="Owner key of who acted, or system:retention.")
+    admin: bool
+    details: dict[str, int]
+
+
+class AuditTrail(BaseModel):
+    session_id: str
+    events: list[AuditEventInfo]
+
+
+class ReconcileRequest(_Strict):
+    owner: str | None = Field(
+        None, description="Only this user's sessions (principal id).", min_length=1, max_length=256
+    )
+    session_id: str | None = Field(None, description="Only this session.", pattern=ID_PATTERN.pattern)
+
+
+class ReconcileReport(BaseModel):
+    sessions_checked: int
+    turns_repaired: int
+    summaries_repaired: int
+    orphans_removed: int
+    failed: int
 
 
 class ErrorBody(BaseModel):
@@ -225,6 +277,12 @@ def to_api_error(exc: BaseException) -> ApiError | None:
             return ApiError(503, "no_backend", "No model backend is configured.", headers={"Retry-After": "60"})
         case InvalidCursor():
             return ApiError(400, "invalid_continuation", str(exc), "continuation")
+        case InvalidImport():
+            return ApiError(422, "invalid_import", str(exc), exc.field)
+        case InvalidFork():
+            return ApiError(422, "invalid_request", str(exc), exc.field)
+        case SessionExists():
+            return ApiError(409, "session_exists", "You already have a session with this id.", "session_id")
         case SessionNotFound():
             return _not_found()
         case SessionBusy():
@@ -277,9 +335,9 @@ def error_response(exc: BaseException) -> JSONResponse:
 M = TypeVar("M", bound=BaseModel)
 
 
-async def read_body(request: Request, settings: Settings, *, optional: bool = False) -> Any:
+async def read_body(request: Request, settings: Settings, *, optional: bool = False, limit: int | None = None) -> Any:
     """The JSON body, with the size, type and encoding checked before it is parsed."""
-    limit = settings.request_max_bytes
+    limit = limit or settings.request_max_bytes
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -325,7 +383,8 @@ def validate(model: type[M], data: Any) -> M:
         if kind == "extra_forbidden":
             message = f"Unknown field '{field}'."
         elif kind == "literal_error":
-            message = f"{field} must be one of {', '.join(ROUTES)}."
+            choices = ", ".join(ROUTES) if field == "route" else first.get("ctx", {}).get("expected", "")
+            message = f"{field} must be one of {choices}."
         elif kind == "string_pattern_mismatch":
             message = f"{field} must match {ID_PATTERN.pattern}."
         else:
@@ -370,7 +429,7 @@ def caller_of(request: Request, settings: Settings) -> Caller:
     return Caller(owner_key(principal_id), principal_id, frozenset(roles), settings.admin_role in roles)
 
 
-def path_param(request: Request, route: str, name: str) -> str:
+def path_param(request: Request, route: str, name: str, allowed: re.Pattern[str] = ID_PATTERN) -> str:
     """A route parameter. Under Functions' HTTP streams the host does not fill `path_params`, so the URL
     path is matched against the function's own route template as a fallback."""
     value = request.path_params.get(name) if request.path_params else None
@@ -380,8 +439,8 @@ def path_param(request: Request, route: str, name: str) -> str:
         value = match.group(name) if match else None
     if value is None:
         raise ApiError(404, "not_found", "No such route.")
-    if not ID_PATTERN.fullmatch(value):
-        raise ApiError(422, "invalid_id", f"{name} must match {ID_PATTERN.pattern}.", name)
+    if not allowed.fullmatch(value):
+        raise ApiError(422, "invalid_id", f"{name} must match {allowed.pattern}.", name)
     return value
 
 
@@ -428,6 +487,7 @@ def session_json(view: SessionView) -> dict[str, Any]:
         "messages": view.snapshot.openai_messages(),
         "turns": [record.to_dict() for record in view.snapshot.records],
         "summary": summary_json(view.summary),
+        "lineage": dict(view.snapshot.lineage) if view.snapshot.lineage else None,
     }
 
 
@@ -488,9 +548,17 @@ def handler(func: Callable[[Request, Settings], Awaitable[Response]]) -> Handler
     async def wrapped(request: Request) -> Response:
         try:
             settings = get_settings()
-            return await func(request, settings)
+            telemetry.configure(settings)  # before the request's span: the first request is traced too
         except Exception as exc:  # noqa: BLE001 - the one error mapper
             return error_response(exc)
+
+        async def run() -> Response:
+            try:
+                return await func(request, settings)
+            except Exception as exc:  # noqa: BLE001 - the one error mapper
+                return error_response(exc)
+
+        return await telemetry.request_span(func.__name__, request.method, request.url.path, run)
 
     wrapped.__name__ = func.__name__
     wrapped.__doc__ = func.__doc__
@@ -500,9 +568,11 @@ def handler(func: Callable[[Request, Settings], Awaitable[Response]]) -> Handler
 async def chat(request: Request, settings: Settings) -> Response:
     body = validate(ChatRequest, await read_body(request, settings))
     caller = caller_of(request, settings)
-    conversations = (await get_services()).conversations
+    services = await get_services()
+    conversations = services.conversations
     if wants_stream(request, body):
-        events = conversations.turn(caller.owner, body.message, body.session_id, body.route)
+        turn = conversations.turn(caller.owner, body.message, body.session_id, body.route)
+        events = audit.audited_stream(services, caller.owner, body.session_id, turn)
         try:
             first = await events.__anext__()
         except BaseException:
@@ -513,7 +583,10 @@ async def chat(request: Request, settings: Settings) -> Response:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    result = await conversations.chat(caller.owner, body.message, body.session_id, body.route)
+    action = "continue" if body.session_id else "create"
+    async with audit.audited(services, caller.owner, body.session_id, action) as audited:
+        result = await conversations.chat(caller.owner, body.message, body.session_id, body.route)
+        audited.session_id = result.session_id
     return JSONResponse(chat_json(result))
 
 
@@ -522,27 +595,33 @@ async def resume(request: Request, settings: Settings) -> Response:
     data = await read_body(request, settings, optional=True)
     body = validate(ResumeRequest, data if data is not None else {})
     caller = caller_of(request, settings)
-    conversations = (await get_services()).conversations
+    services = await get_services()
+    conversations = services.conversations
     answer: dict[str, Any] = {}
-    if body.message is not None:
-        answer = chat_json(await conversations.chat(caller.owner, body.message, session_id, body.route))
-    view = await conversations.get(caller.owner, session_id)
+    async with audit.audited(services, caller.owner, session_id, "read" if body.message is None else "continue"):
+        if body.message is not None:
+            answer = chat_json(await conversations.chat(caller.owner, body.message, session_id, body.route))
+        view = await conversations.get(caller.owner, session_id)
     return JSONResponse({**answer, **session_json(view)})
 
 
 async def get_session(request: Request, settings: Settings) -> Response:
     session_id = path_param(request, "sessions/{session_id}", "session_id")
     caller = caller_of(request, settings)
-    view = await (await get_services()).conversations.get(caller.owner, session_id)
+    services = await get_services()
+    async with audit.audited(services, caller.owner, session_id, "read"):
+        view = await services.conversations.get(caller.owner, session_id)
     return JSONResponse(session_json(view))
 
 
 async def delete_session(request: Request, settings: Settings) -> Response:
     session_id = path_param(request, "sessions/{session_id}", "session_id")
     caller = caller_of(request, settings)
-    existed = await (await get_services()).conversations.delete(caller.owner, session_id)
-    if not existed:
-        raise _not_found()
+    services = await get_services()
+    async with audit.audited(services, caller.owner, session_id, "delete"):
+        existed = await services.conversations.delete(caller.owner, session_id)
+        if not existed:
+            raise _not_found()
     return Response(status_code=204)
 
 
@@ -567,12 +646,157 @@ async def list_sessions(request: Request, settings: Settings) -> Response:
 async def session_analytics(request: Request, settings: Settings) -> Response:
     session_id = path_param(request, "sessions/{session_id}/analytics", "session_id")
     caller = caller_of(request, settings)
-    return JSONResponse(await (await get_services()).conversations.session_analytics(caller.owner, session_id))
+    services = await get_services()
+    async with audit.audited(services, caller.owner, session_id, "read_analytics"):
+        result = await services.conversations.session_analytics(caller.owner, session_id)
+    return JSONResponse(result)
 
 
 async def owner_analytics(request: Request, settings: Settings) -> Response:
     caller = caller_of(request, settings)
     return JSONResponse(await (await get_services()).conversations.owner_analytics(caller.owner))
+
+
+# ---- data lifecycle: erasure, audit trail, reconcile (logic in shared.erasure, shared.audit, shared.reconcile) ---
+
+# A principal id as identity providers issue it (an object id, an email, ...): hashed by owner_key before use.
+PRINCIPAL_PATTERN = re.compile(r"^[^\x00-\x1f/]{1,256}$")
+
+
+def _forbidden() -> ApiError:
+    return ApiError(403, "forbidden", f"This needs the '{get_settings().admin_role}' role.")
+
+
+async def _erase(services: Services, caller: Caller, owner: str, user_id: str) -> Response:
+    receipt = await erase_owner(services, owner, user_id=user_id, actor=caller.owner, admin=caller.owner != owner)
+    return JSONResponse(receipt.to_dict())
+
+
+async def erase_me(request: Request, settings: Settings) -> Response:
+    caller = caller_of(request, settings)
+    if caller.principal_id is None:
+        # Anonymous data is shared by every unauthenticated caller: nobody may erase it as "theirs".
+        raise ApiError(403, "forbidden", "Sign in to erase your data.")
+    return await _erase(await get_services(), caller, caller.owner, caller.principal_id)
+
+
+async def erase_user(request: Request, settings: Settings) -> Response:
+    user_id = path_param(request, "users/{user_id}", "user_id", PRINCIPAL_PATTERN)
+    if user_id == "me":
+        return await erase_me(request, settings)
+    caller = caller_of(request, settings)
+    services = await get_services()
+    owner = owner_key(user_id)
+    if not caller.is_admin:
+        await audit.record(
+            services,
+            actor=caller.owner,
+            owner=owner,
+            session_id=audit.user_partition(owner),
+            action="erase_user",
+            outcome="forbidden",
+        )
+        raise _forbidden()
+    return await _erase(services, caller, owner, user_id)
+
+
+async def session_audit(request: Request, settings: Settings) -> Response:
+    session_id = path_param(request, "sessions/{session_id}/audit", "session_id")
+    caller = caller_of(request, settings)
+    services = await get_services()
+    events = await audit.audit_log(services).session_events(session_id, None if caller.is_admin else caller.owner)
+    # The caller's own events, or all for an admin; a session counts as the caller's when it exists under
+    # their key or one of their actions on it succeeded. Anyone else gets the missing-session answer.
+    mine = [event for event in events if event.owner == caller.owner]
+    owns = any(event.outcome == "ok" for event in mine) or await services.snapshots.exists(caller.owner, session_id)
+    if not owns and not (caller.is_admin and events):
+        raise _not_found()
+    return JSONResponse({"session_id": session_id, "events": [event.to_json() for event in events]})
+
+
+async def reconcile_metadata(request: Request, settings: Settings) -> Response:
+    caller = caller_of(request, settings)
+    if not caller.is_admin:
+        raise _forbidden()
+    data = await read_body(request, settings, optional=True)
+    body = validate(ReconcileRequest, data if data is not None else {})
+    owner = owner_key(body.owner) if body.owner is not None else None
+    report = await reconcile_sessions(await get_services(), owner=owner, session_id=body.session_id)
+    return JSONResponse(report.to_dict())
+
+
+# ---- import, export, fork (logic in shared.portability) ----------------------------------------------------------
+
+ImportFormat = Literal["openai", "agent_session", "agent_thread_legacy", "export"]
+assert set(ImportFormat.__args__) == set(FORMATS)  # type: ignore[attr-defined]
+
+
+class ImportRequest(_Strict):
+    format: ImportFormat = Field(
+        description="openai: a list of chat messages; agent_session: an AgentSession.to_dict() payload; "
+        "agent_thread_legacy: a pre-1.0 AgentThread serialization; export: a document from GET .../export."
+    )
+    data: Any = Field(description="The conversation, in the given format.")
+    session_id: str | None = Field(
+        None, description="Id of the new session; omit to get a generated one.", pattern=ID_PATTERN.pattern
+    )
+
+
+class ForkRequest(_Strict):
+    at_turn: int = Field(description="The last turn the new session keeps (1 to the session's turns).", ge=1)
+
+
+class ExportEnvelope(BaseModel):
+    session_id: str
+    created_at: str
+    updated_at: str
+    agent_framework_version: str
+    lineage: dict[str, Any] | None
+    turns: int
+
+
+class ExportDocument(BaseModel):
+    schema_name: Literal["hybrid-llm-router.export"] = Field(alias="schema")
+    schema_version: int
+    exported_at: str
+    session: ExportEnvelope
+    messages: list[OpenAIMessage]
+    agent_session: dict[str, Any] = Field(description="The AgentSession.to_dict() payload of the whole session.")
+    turns: list[dict[str, Any]] = Field(description="Every turn record, each with its message_count.")
+
+
+def _created(view: SessionView) -> Response:
+    location = f"/api/sessions/{view.snapshot.session_id}"
+    return JSONResponse(session_json(view), status_code=201, headers={"Location": location})
+
+
+async def import_session(request: Request, settings: Settings) -> Response:
+    body = validate(ImportRequest, await read_body(request, settings, limit=settings.import_max_bytes))
+    caller = caller_of(request, settings)
+    services = await get_services()
+    async with audit.audited(services, caller.owner, None, "import") as audited:
+        view = await transfer_of(services).import_session(caller.owner, body.format, body.data, body.session_id)
+        audited.session_id = view.snapshot.session_id
+    return _created(view)
+
+
+async def export_session(request: Request, settings: Settings) -> Response:
+    session_id = path_param(request, "sessions/{session_id}/export", "session_id")
+    caller = caller_of(request, settings)
+    services = await get_services()
+    async with audit.audited(services, caller.owner, session_id, "export"):
+        document = await transfer_of(services).export_session(caller.owner, session_id)
+    return JSONResponse(document)
+
+
+async def fork_session(request: Request, settings: Settings) -> Response:
+    session_id = path_param(request, "sessions/{session_id}/fork", "session_id")
+    body = validate(ForkRequest, await read_body(request, settings))
+    caller = caller_of(request, settings)
+    services = await get_services()
+    async with audit.audited(services, caller.owner, session_id, "fork"):
+        view = await transfer_of(services).fork_session(caller.owner, session_id, body.at_turn)
+    return _created(view)
 
 
 async def health(request: Request, settings: Settings) -> Response:

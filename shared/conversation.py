@@ -17,6 +17,7 @@ from typing import Any
 
 from agent_framework import AgentSession, Message
 
+from shared import telemetry
 from shared.backends import Backend, ModelCallError, classify
 from shared.metadata import MetadataStore
 from shared.records import (
@@ -30,8 +31,9 @@ from shared.records import (
     utc_iso,
     validate_id,
 )
+from shared.redaction import Redactor, redaction_note
 from shared.routing import ROUTES, Decision, PriorTurn, UnknownRoute, decide, fallback_chain
-from shared.settings import Settings
+from shared.settings import Price, Settings
 from shared.snapshots import Snapshot, SnapshotStore, new_snapshot
 
 logger = logging.getLogger(__name__)
@@ -112,20 +114,27 @@ def _now() -> datetime:
 def cap_context(messages: Sequence[Mapping[str, Any]], max_messages: int, max_chars: int) -> list[Mapping[str, Any]]:
     """The most recent messages that fit both caps, starting at a user message when possible.
 
-    Only what is sent to the model is capped; the stored history keeps everything.
+    Only what is sent to the model is capped; the stored history keeps everything. System messages (only an
+    import stores them: the conversation's own instructions) are always sent, in place, and count first.
     """
-    kept: list[Mapping[str, Any]] = []
-    chars = 0
-    for message in reversed(messages):
-        size = sum(len(str(content.get("text", ""))) for content in message.get("contents", ()))
-        if len(kept) >= max_messages or chars + size > max_chars:
+
+    def size(message: Mapping[str, Any]) -> int:
+        return sum(len(str(content.get("text", ""))) for content in message.get("contents", ()))
+
+    pinned = [index for index, message in enumerate(messages) if message.get("role") == "system"]
+    count, chars = len(pinned), sum(size(messages[index]) for index in pinned)
+    kept: list[int] = []
+    for index in reversed(range(len(messages))):
+        if messages[index].get("role") == "system":
+            continue
+        if count >= max_messages or chars + size(messages[index]) > max_chars:
             break
-        kept.append(message)
-        chars += size
+        kept.append(index)
+        count, chars = count + 1, chars + size(messages[index])
     kept.reverse()
-    while len(kept) > 1 and kept[0].get("role") != "user":
+    while len(kept) > 1 and messages[kept[0]].get("role") != "user":
         kept.pop(0)
-    return kept
+    return [messages[index] for index in sorted({*pinned, *kept})]
 
 
 def to_openai(message: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,6 +167,8 @@ class Conversations:
         self._metadata = metadata
         self._backends = backends
         self._clock = clock
+        # Built once (patterns compiled once); None when redaction is off, so a turn pays one `is None` check.
+        self._redactor = Redactor(settings.pii_extra_patterns) if settings.pii_redaction else None
 
     @property
     def configured(self) -> tuple[str, ...]:
@@ -191,7 +202,8 @@ class Conversations:
             return
         validate_id(session_id)
         async with self._snapshots.locked(owner, session_id) as lock:
-            snapshot = await self._snapshots.load(owner, session_id)
+            with telemetry.tracer.start_as_current_span("llmrouter.snapshot.load"):
+                snapshot = await self._snapshots.load(owner, session_id)
             async for event in self._run(snapshot, message, route, lock=lock):
                 yield event
 
@@ -211,7 +223,9 @@ class Conversations:
             PriorTurn(backend=record.backend, complexity=record.complexity, user_chars=record.user_chars)
             for record in before.records[-ROUTER_HISTORY:]
         ]
-        decision = decide(message, prior, self.configured, self._settings.router, route)
+        with telemetry.tracer.start_as_current_span("llmrouter.route") as span:
+            decision = decide(message, prior, self.configured, self._settings.router, route)
+            telemetry.describe_decision(span, decision, route)
         turn_number = before.turns + 1
         yield RouteChosen(before.session_id, turn_number, decision, self._backends[decision.backend].model)
 
@@ -223,26 +237,30 @@ class Conversations:
         last_error: ModelCallError | None = None
         for backend_name in chain:
             backend = self._backends[backend_name]
+            sent, sent_history, sent_kinds = self._for_model(backend_name, message, history)
             session = AgentSession.from_dict(
                 {
                     "type": "session",
                     "session_id": before.session_id,
                     "service_session_id": None,
-                    "state": {**copy.deepcopy(dict(before.agent_state)), "in_memory": {"messages": list(history)}},
+                    "state": {**copy.deepcopy(dict(before.agent_state)), "in_memory": {"messages": sent_history}},
                 }
             )
             call_started = time.perf_counter()
+            call = telemetry.ModelCall(backend_name, backend.model, self._settings.backends.get(backend_name))
             reply_parts: list[str] = []
             try:
-                stream = backend.agent.run(message, session=session, stream=True)
-                async for update in stream:
+                with call.current():
+                    stream = backend.agent.run(sent, session=session, stream=True)
+                async for update in call.stream(stream):
                     text = update.text
                     if text:
                         reply_parts.append(text)
                         yield Delta(text)
-                response = await stream.get_final_response()
+                response = await call.wait(stream.get_final_response())
             except Exception as exc:  # noqa: BLE001 - every SDK failure is classified below
                 error = classify(backend_name, exc)
+                call.failed(error.kind)
                 elapsed = round((time.perf_counter() - call_started) * 1000, 3)
                 logger.warning("backend %s failed for a turn: %s", backend_name, error.kind)
                 if reply_parts:
@@ -254,20 +272,27 @@ class Conversations:
                 last_error = error
                 remaining = chain[chain.index(backend_name) + 1 :]
                 if remaining:
+                    telemetry.fallback_taken(backend_name, error.kind, remaining[0])
                     yield FallbackTaken(failed, remaining[0])
                 continue
+            usage = response.usage_details or {}
+            input_tokens = int(usage.get("input_token_count") or 0)
+            output_tokens = int(usage.get("output_token_count") or 0)
+            call.succeeded(input_tokens, output_tokens)
             if session.service_session_id:
                 # History must live in our snapshot; a service-side id would mean it silently did not.
                 raise RuntimeError(f"backend {backend_name} stored history on the service; refusing to continue")
             model_ms = round((time.perf_counter() - call_started) * 1000, 3)
             reply = response.text or "".join(reply_parts)
-            usage = response.usage_details or {}
-            input_tokens = int(usage.get("input_token_count") or 0)
-            output_tokens = int(usage.get("output_token_count") or 0)
             all_messages = session.state.get("in_memory", {}).get("messages", [])
             new_messages = [
                 item.to_dict() if isinstance(item, Message) else dict(item) for item in all_messages[len(history) :]
             ]
+            extra: dict[str, Any] = {}
+            if self._redactor is not None:
+                # Stored masked; the client still gets `reply` as the model wrote it.
+                new_messages, found = self._redactor.redact_messages(new_messages)
+                extra["redaction"] = redaction_note(found | sent_kinds)
             agent_state = {key: value for key, value in session.to_dict()["state"].items() if key != "in_memory"}
             completed = self._clock()
             record = TurnRecord(
@@ -291,18 +316,38 @@ class Conversations:
                 reply_chars=len(reply),
                 signals=tuple(decision.signals),
                 follow_up=decision.follow_up,
+                extra=extra,
             )
             entry = Entry(record, tuple(new_messages), tuple(to_openai(item) for item in new_messages))
             after = before.with_entry(entry, utc_iso(completed), agent_state)
-            if lock is None:
-                saved = await self._snapshots.create(after)
-            else:
-                saved = await self._snapshots.append(lock, before, after)
-            metadata_saved = await self._record_metadata(saved, record)
+            with telemetry.tracer.start_as_current_span("llmrouter.snapshot.save") as span:
+                span.set_attribute("llmrouter.snapshot.mode", "create" if lock is None else "append")
+                if lock is None:
+                    saved = await self._snapshots.create(after)
+                else:
+                    saved = await self._snapshots.append(lock, before, after)
+            with telemetry.tracer.start_as_current_span("llmrouter.metadata.write") as span:
+                metadata_saved = await self._record_metadata(saved, record)
+                span.set_attribute("llmrouter.metadata.saved", metadata_saved)
+            telemetry.turn_completed(record)
             yield TurnCompleted(TurnResult(saved.session_id, turn_number, reply, record, lock is None, metadata_saved))
             return
         assert last_error is not None
         raise AllBackendsFailed(attempts, last_error)
+
+    def _for_model(
+        self, backend: str, message: str, history: Sequence[Mapping[str, Any]]
+    ) -> tuple[str, list[Mapping[str, Any]], frozenset[str]]:
+        """What one backend is sent: masked for non-local backends with PII_REDACT_BEFORE_MODEL, else the original.
+
+        The history is masked too: it is stored masked already, but turns stored before redaction was turned on
+        are not. The local backend runs on our side of the boundary and sees the user's own words.
+        """
+        if self._redactor is None or not self._settings.pii_redact_before_model or backend == "local":
+            return message, list(history), frozenset()
+        masked, kinds = self._redactor.redact(message)
+        masked_history, _ = self._redactor.redact_messages(history)
+        return masked, list(masked_history), kinds
 
     async def _record_metadata(self, snapshot: Snapshot, record: TurnRecord) -> bool:
         """Cosmos is derived data: a failure here does not undo a saved turn; reconcile repairs it later."""
@@ -348,11 +393,24 @@ class Conversations:
             # an emulator restarted empty, or (in Azure) container TTL expiring the oldest turn records of a
             # conversation that stayed active for longer than the retention window.
             records = (await self._snapshots.load(owner, session_id)).records
-        return {"session_id": session_id, **analytics(records)}
+        return {"session_id": session_id, **analytics(records, *self._all_cloud_reference())}
 
     async def owner_analytics(self, owner: str) -> dict[str, Any]:
         validate_id(owner, "owner")
-        return analytics(await self._metadata.owner_turns(owner))
+        return analytics(await self._metadata.owner_turns(owner), *self._all_cloud_reference())
+
+    def _all_cloud_reference(self) -> tuple[Price | None, str]:
+        """The cloud backend's price for "saved versus all-cloud", or None and why there is none."""
+        cloud = self._settings.backends.get("cloud")
+        if cloud is None:
+            return None, "no cloud backend is configured, so there is no all-cloud price to compare with"
+        price = self._settings.price("cloud", cloud.model)
+        if price is None:
+            return None, f"PRICE_TABLE has no price for cloud:{cloud.model} or cloud"
+        return price, (
+            f"every token at the cloud backend's price for {cloud.model}: {price.input_per_million:g} USD input "
+            f"and {price.output_per_million:g} USD output per million tokens"
+        )
 
     async def health(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}

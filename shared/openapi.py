@@ -31,9 +31,11 @@ class Operation:
     streams: bool = False
     public: bool = False
     query: tuple[dict[str, Any], ...] = ()
+    # Error statuses answered with the success model instead of an error (health's 503 "degraded" report).
+    report_statuses: tuple[int, ...] = ()
 
 
-_SESSION = (400, 404, 422)
+_SESSION = (400, 404, 422, 503)  # 503: storage unavailable or misconfigured
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "post",
@@ -52,7 +54,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Restore a conversation; with a message, continue it.",
         api.ResumeRequest,
         api.ResumeResponse,
-        errors=(*_SESSION, 409, 413, 415, 429, 502, 503, 504),
+        errors=(*_SESSION, 409, 413, 415, 429, 502, 504),
         request_optional=True,
     ),
     Operation(
@@ -62,7 +64,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "The caller's sessions, newest first.",
         None,
         api.SessionList,
-        errors=(400, 422),
+        errors=(400, 422, 503),
         query=(
             {
                 "name": "limit",
@@ -72,6 +74,18 @@ OPERATIONS: tuple[Operation, ...] = (
             },
             {"name": "continuation", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 512}},
         ),
+    ),
+    # Before /sessions/{session_id}: a literal path wins over a template (as in the Functions host).
+    Operation(
+        "post",
+        "/sessions/import",
+        "importSession",
+        "Import a conversation (OpenAI messages, an AgentSession, a legacy AgentThread or an export) as a new "
+        "session of the caller's; 409 when the caller already has the requested session id.",
+        api.ImportRequest,
+        api.SessionResponse,
+        success=201,
+        errors=(400, 409, 413, 415, 422, 503),
     ),
     Operation(
         "get",
@@ -101,11 +115,68 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get",
+        "/sessions/{session_id}/export",
+        "exportSession",
+        "The whole session as one versioned JSON document (messages, AgentSession payload, turn records).",
+        None,
+        api.ExportDocument,
+        errors=_SESSION,
+    ),
+    Operation(
+        "post",
+        "/sessions/{session_id}/fork",
+        "forkSession",
+        "A new session holding turns 1..at_turn of this one, with its lineage; the source is unchanged.",
+        api.ForkRequest,
+        api.SessionResponse,
+        success=201,
+        errors=(*_SESSION, 413, 415),
+    ),
+    Operation(
+        "get",
+        "/sessions/{session_id}/audit",
+        "sessionAudit",
+        "A session's audit events (who, what, when, outcome; never content), for its owner or an admin.",
+        None,
+        api.AuditTrail,
+        errors=(*_SESSION, 503),
+    ),
+    Operation(
+        "delete",
+        "/users/me",
+        "eraseMe",
+        "Erase every session and record of the signed-in caller; answers with a receipt.",
+        None,
+        api.ErasureReceipt,
+        errors=(400, 403, 409, 503),
+    ),
+    Operation(
+        "delete",
+        "/users/{user_id}",
+        "eraseUser",
+        "Erase every session and record of a user (admin role); answers with a receipt.",
+        None,
+        api.ErasureReceipt,
+        errors=(400, 403, 409, 422, 503),
+    ),
+    Operation(
+        "post",
+        "/manage/reconcile",
+        "reconcileMetadata",
+        "Rebuild missing or stale Cosmos DB records from the Blob snapshots (admin role).",
+        api.ReconcileRequest,
+        api.ReconcileReport,
+        errors=(400, 403, 413, 415, 422, 503),
+        request_optional=True,
+    ),
+    Operation(
+        "get",
         "/analytics",
         "ownerAnalytics",
         "Routing analytics over all of the caller's sessions.",
         None,
         api.Analytics,
+        errors=(400, 503),
     ),
     Operation(
         "get",
@@ -116,12 +187,14 @@ OPERATIONS: tuple[Operation, ...] = (
         api.Health,
         errors=(503,),
         public=True,
+        report_statuses=(503,),
     ),
     Operation("get", "/openapi.json", "openapi", "This document.", public=True),
 )
 
 _STATUS_TEXT = {
     400: "Malformed request",
+    403: "Needs the admin role (or a signed-in caller)",
     404: "Not found (or not yours)",
     409: "Another turn is running on the session",
     413: "Body or message too large",
@@ -170,6 +243,16 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 def _operation(operation: Operation) -> dict[str, Any]:
     spec: dict[str, Any] = {"operationId": operation.operation_id, "summary": operation.summary}
     parameters: list[dict[str, Any]] = list(operation.query)
+    if "{user_id}" in operation.path:
+        parameters.append(
+            {
+                "name": "user_id",
+                "in": "path",
+                "required": True,
+                "description": "The user's principal id (X-MS-CLIENT-PRINCIPAL-ID).",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+            }
+        )
     if "{session_id}" in operation.path:
         parameters.append(
             {
@@ -186,22 +269,29 @@ def _operation(operation: Operation) -> dict[str, Any]:
             "required": not operation.request_optional,
             "content": {"application/json": {"schema": _ref(operation.request)}},
         }
-    success: dict[str, Any] = {"description": "OK" if operation.success == 200 else "No content"}
+    success: dict[str, Any] = {"description": {200: "OK", 201: "Created"}.get(operation.success, "No content")}
     if operation.response is not None:
         content: dict[str, Any] = {"application/json": {"schema": _ref(operation.response)}}
         if operation.streams:
+            # OpenAPI 3.1 media type objects have no `description`; it goes on the schema.
             content["text/event-stream"] = {
-                "schema": {"type": "string"},
-                "description": "Events: route, delta {text}, fallback, done (the JSON answer), error.",
+                "schema": {
+                    "type": "string",
+                    "description": "Events: route, delta {text}, fallback, done (the JSON answer), error.",
+                }
             }
         success["content"] = content
     elif operation.path == "/openapi.json":
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
     responses: dict[str, Any] = {str(operation.success): success}
     for status in (*operation.errors, 500):
+        schema: dict[str, Any] = _ref(api.ErrorResponse)
+        if status in operation.report_statuses and operation.response is not None:
+            # The report itself, or an error when the service could not even be built (storage down at start).
+            schema = {"anyOf": [_ref(operation.response), schema]}
         responses[str(status)] = {
             "description": _STATUS_TEXT.get(status, "Internal error (carries a correlation id)"),
-            "content": {"application/json": {"schema": _ref(api.ErrorResponse)}},
+            "content": {"application/json": {"schema": schema}},
         }
     if not operation.public:
         responses["401"] = {"description": "Missing or wrong function key (Azure only)"}

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.settings import ID_PATTERN
+from shared.settings import ID_PATTERN, Price
 
 ANONYMOUS_OWNER = "anonymous"
 
@@ -218,8 +218,16 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
-def analytics(records: Sequence[TurnRecord]) -> dict[str, Any]:
-    """Routing analytics over turn records (one session's or an owner's); aggregated here, not in SQL."""
+def analytics(
+    records: Sequence[TurnRecord],
+    all_cloud: Price | None = None,
+    all_cloud_basis: str = "no all-cloud reference price was given",
+) -> dict[str, Any]:
+    """Routing analytics over turn records (one session's or an owner's); aggregated here, not in SQL.
+
+    `all_cloud` is the price the same tokens would have cost had every turn gone to the cloud backend; the
+    caller picks it (and says why it is None in `all_cloud_basis`), so this stays pure.
+    """
     distribution: dict[str, int] = {}
     latencies: dict[str, list[float]] = {}
     tokens: dict[str, dict[str, int]] = {}
@@ -250,4 +258,23 @@ def analytics(records: Sequence[TurnRecord]) -> dict[str, Any]:
         "tokens": tokens,
         "cost": cost,
         "total_cost": round(sum(cost.values()), 8),
+        **all_cloud_comparison(tokens, round(sum(cost.values()), 8), all_cloud, all_cloud_basis),
+    }
+
+
+def all_cloud_comparison(
+    tokens: Mapping[str, Mapping[str, int]], total_cost: float, price: Price | None, basis: str
+) -> dict[str, Any]:
+    """What the same tokens would have cost on the cloud backend, and how much routing saved (negative: lost)."""
+    if price is None:
+        return {"all_cloud_cost": None, "saved_vs_all_cloud": None, "all_cloud_basis": basis}
+    input_tokens = sum(bucket["input"] for bucket in tokens.values())
+    output_tokens = sum(bucket["output"] for bucket in tokens.values())
+    all_cloud_cost = round(
+        (input_tokens * price.input_per_million + output_tokens * price.output_per_million) / 1_000_000, 8
+    )
+    return {
+        "all_cloud_cost": all_cloud_cost,
+        "saved_vs_all_cloud": round(all_cloud_cost - total_cost, 8),
+        "all_cloud_basis": basis,
     }

@@ -15,6 +15,7 @@ from typing import Any
 from azure.cosmos.aio import CosmosClient
 from azure.storage.blob.aio import BlobServiceClient
 
+from shared import telemetry
 from shared.backends import Backend, build_backends
 from shared.conversation import Conversations
 from shared.metadata import MetadataStore
@@ -62,6 +63,7 @@ class Services:
 
 
 async def build_services(settings: Settings) -> Services:
+    telemetry.configure(settings)  # first, so the clients built below are instrumented when exporting
     closers: list[Callable[[], Awaitable[Any]]] = []
     credential = make_credential(settings) if _needs_credential(settings) else None
     if credential is not None:

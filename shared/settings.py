@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
+from shared.redaction import ExtraPattern, parse_extra_patterns
 from shared.routing import BACKENDS, RouterConfig
+from shared.telemetry import parse_authentication_string
 
 Where = Literal["bicep", "optional", "local"]
 
@@ -102,6 +104,10 @@ SETTINGS_SPEC: tuple[SettingSpec, ...] = (
     SettingSpec("CONTEXT_MAX_CHARS", "60000", "Most history characters sent to a model.", "optional"),
     SettingSpec("MESSAGE_MAX_CHARS", "32000", "Longest accepted user message.", "optional"),
     SettingSpec("REQUEST_MAX_BYTES", "262144", "Largest accepted request body.", "optional"),
+    SettingSpec(
+        "IMPORT_MAX_BYTES", "4194304", "Largest accepted body of POST /sessions/import (413 above).", "optional"
+    ),
+    SettingSpec("IMPORT_MAX_MESSAGES", "1000", "Most messages one import may hold (422 above).", "optional"),
     SettingSpec("MODEL_TIMEOUT_SECONDS", "60", "Timeout of one model call.", "optional"),
     SettingSpec(
         "MODEL_MAX_RETRIES",
@@ -119,6 +125,44 @@ SETTINGS_SPEC: tuple[SettingSpec, ...] = (
         "optional",
     ),
     SettingSpec(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        None,
+        "Application Insights to export traces, metrics and logs to (azure-monitor-opentelemetry, imported only "
+        "when set); unset, nothing is exported.",
+        "bicep",
+    ),
+    SettingSpec(
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        None,
+        "'Authorization=AAD;ClientId=<id>': sign telemetry with that managed identity (AZURE_CLIENT_ID without "
+        "ClientId).",
+        "bicep",
+    ),
+    SettingSpec(
+        "TELEMETRY_INCLUDE_CONTENT",
+        "false",
+        "Put prompts and replies into spans (also Agent Framework's sensitive data); never in production.",
+        "optional",
+    ),
+    SettingSpec(
+        "PII_REDACTION",
+        "false",
+        "Mask e-mails, phones, cards, IBANs, IPs and PII_EXTRA_PATTERNS before anything is stored.",
+        "optional",
+    ),
+    SettingSpec(
+        "PII_REDACT_BEFORE_MODEL",
+        "false",
+        "Also mask what non-local backends are sent (the local backend sees the original); needs PII_REDACTION.",
+        "optional",
+    ),
+    SettingSpec(
+        "PII_EXTRA_PATTERNS",
+        "[]",
+        'More kinds to mask, JSON: [{"name": "EMPLOYEE_ID", "pattern": "EMP-\\\\d{6}"}] masks as [EMPLOYEE_ID].',
+        "optional",
+    ),
+    SettingSpec(
         "SNAPSHOT_COMPACT_EVERY",
         "16",
         "Fewest journal turns before the full snapshot is rewritten (also waits for the journal to reach "
@@ -129,6 +173,18 @@ SETTINGS_SPEC: tuple[SettingSpec, ...] = (
     SettingSpec("RETENTION_DAYS", "30", "Conversations idle for longer are deleted by the retention timer.", "bicep"),
     SettingSpec("RETENTION_SCHEDULE", "0 0 3 * * *", "NCRONTAB schedule of the retention timer.", "bicep"),
     SettingSpec("RETENTION_DRY_RUN", "false", "Report what retention would delete without deleting.", "optional"),
+    SettingSpec(
+        "RETENTION_BATCH_SIZE",
+        "100",
+        "Sessions the retention timer and reconcile handle per batch (and per query of the orphan pass).",
+        "optional",
+    ),
+    SettingSpec(
+        "AUDIT_RETENTION_DAYS",
+        "365",
+        "Days an audit event is kept (per-item ttl; in Azure also the audit container's default TTL).",
+        "optional",
+    ),
     SettingSpec(
         "TRUST_PRINCIPAL_HEADERS",
         "true",
@@ -189,17 +245,27 @@ class Settings:
     context_max_chars: int
     message_max_chars: int
     request_max_bytes: int
+    import_max_bytes: int
+    import_max_messages: int
     model_timeout_seconds: float
     model_max_retries: int
     model_max_output_tokens: int | None
     storage_timeout_seconds: float
     storage_max_retries: int
     price_table: Mapping[str, Price]
+    applicationinsights_connection_string: str | None = field(repr=False)
+    applicationinsights_authentication_string: str | None
+    telemetry_include_content: bool
+    pii_redaction: bool
+    pii_redact_before_model: bool
+    pii_extra_patterns: tuple[ExtraPattern, ...]
     snapshot_compact_every: int
     system_prompt: str
     retention_days: int
     retention_schedule: str
     retention_dry_run: bool
+    retention_batch_size: int
+    audit_retention_days: int
     trust_principal_headers: bool
     admin_role: str
 
@@ -258,6 +324,8 @@ class Settings:
             context_max_chars=env.integer("CONTEXT_MAX_CHARS", minimum=100),
             message_max_chars=env.integer("MESSAGE_MAX_CHARS", minimum=1),
             request_max_bytes=env.integer("REQUEST_MAX_BYTES", minimum=1024),
+            import_max_bytes=env.integer("IMPORT_MAX_BYTES", minimum=1024),
+            import_max_messages=env.integer("IMPORT_MAX_MESSAGES", minimum=1, maximum=100_000),
             model_timeout_seconds=env.number("MODEL_TIMEOUT_SECONDS", minimum=0.1, maximum=600.0),
             model_max_retries=env.integer("MODEL_MAX_RETRIES", minimum=0, maximum=10),
             model_max_output_tokens=env.integer("MODEL_MAX_OUTPUT_TOKENS", minimum=1)
@@ -266,11 +334,21 @@ class Settings:
             storage_timeout_seconds=env.number("STORAGE_TIMEOUT_SECONDS", minimum=0.1, maximum=300.0),
             storage_max_retries=env.integer("STORAGE_MAX_RETRIES", minimum=0, maximum=10),
             price_table=env.price_table("PRICE_TABLE"),
+            applicationinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            applicationinsights_authentication_string=env.checked(
+                "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", parse_authentication_string
+            ),
+            telemetry_include_content=env.flag("TELEMETRY_INCLUDE_CONTENT"),
+            pii_redaction=env.flag("PII_REDACTION"),
+            pii_redact_before_model=env.pii_redact_before_model(),
+            pii_extra_patterns=env.parsed("PII_EXTRA_PATTERNS", parse_extra_patterns),
             snapshot_compact_every=env.integer("SNAPSHOT_COMPACT_EVERY", minimum=1, maximum=10_000),
             system_prompt=env.text("SYSTEM_PROMPT") or DEFAULT_SYSTEM_PROMPT,
             retention_days=env.integer("RETENTION_DAYS", minimum=1, maximum=36_500),
             retention_schedule=env.text("RETENTION_SCHEDULE") or "",
             retention_dry_run=env.flag("RETENTION_DRY_RUN"),
+            retention_batch_size=env.integer("RETENTION_BATCH_SIZE", minimum=1, maximum=5_000),
+            audit_retention_days=env.integer("AUDIT_RETENTION_DAYS", minimum=1, maximum=36_500),
             trust_principal_headers=env.flag("TRUST_PRINCIPAL_HEADERS"),
             admin_role=env.text("ADMIN_ROLE") or "admin",
         )
@@ -365,6 +443,28 @@ class _Env:
             if prices[key].input_per_million < 0 or prices[key].output_per_million < 0:
                 raise SettingsError(f"{name}[{key!r}] prices must not be negative")
         return prices
+
+    def parsed(self, name: str, parse: Callable[[str], Any]) -> Any:
+        """The value as `parse` (a pure parser that raises ValueError) reads it; None when unset."""
+        raw = self.text(name)
+        if raw is None:
+            return None
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{name} {exc}") from None
+
+    def checked(self, name: str, parse: Callable[[str], Any]) -> str | None:
+        """The raw value, after `parse` accepted it."""
+        self.parsed(name, parse)
+        return self.text(name)
+
+    def pii_redact_before_model(self) -> bool:
+        # Masking what a cloud model is sent while storing the original would store a conversation the model
+        # never saw (and leave earlier turns unmasked in the history it is sent): the setting builds on storage.
+        if self.flag("PII_REDACT_BEFORE_MODEL") and not self.flag("PII_REDACTION"):
+            raise SettingsError("PII_REDACT_BEFORE_MODEL=true needs PII_REDACTION=true")
+        return self.flag("PII_REDACT_BEFORE_MODEL")
 
 
 _cached: Settings | None = None

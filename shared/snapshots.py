@@ -438,16 +438,21 @@ class SnapshotStore:
         logger.info("compacted session %s: %d turns, %d bytes", session_id, compacted.turns, len(data))
         return replace(compacted, snapshot_turns=compacted.turns, snapshot_bytes=len(data), journal_bytes=0)
 
-    async def delete(self, owner: str, session_id: str) -> bool:
-        """Remove every blob of the session; True if anything was there. SessionBusy while a turn runs."""
+    async def delete(self, owner: str, session_id: str, lock: SessionLock | None = None) -> bool:
+        """Remove every blob of the session; True if anything was there. SessionBusy while a turn runs.
+
+        With `lock` (a lease this caller holds, as retention and erasure take it to re-check the session
+        first) the snapshot is deleted under that lease, so no turn can slip in between check and delete.
+        """
         prefix = f"{validate_id(owner, 'owner')}/{validate_id(session_id)}/"
         names = [blob.name async for blob in self._container.list_blobs(name_starts_with=prefix)]
         snapshot = prefix + "snapshot.json.gz"
         # Journals first, the snapshot (the session's existence) last, so a crash leaves a readable remnant
         # or nothing; a repeat finishes the job.
         for name in sorted(names, key=lambda item: item == snapshot):
+            lease = lock.lease if lock is not None and name == snapshot else None
             try:
-                await self._blob(name).delete_blob()
+                await self._blob(name).delete_blob(lease=lease)
             except ResourceNotFoundError:
                 continue
             except HttpResponseError as exc:
@@ -455,6 +460,19 @@ class SnapshotStore:
                     raise SessionBusy(session_id) from None
                 raise
         return bool(names)
+
+    async def retag(self, lock: SessionLock, snapshot: Snapshot) -> None:
+        """Rewrite the index tags from the snapshot (repairs a tag left stale by a failed tag write)."""
+        blob = self._blob(self.snapshot_name(snapshot.owner, snapshot.session_id))
+        await blob.set_blob_tags(index_tags(snapshot), lease=lock.lease)
+
+    async def owner_sessions(self, owner: str) -> AsyncIterator[str]:
+        """Session ids with any blob under `owner/` (one prefix per session, not every blob): erasure's check
+        for sessions whose tags are missing, e.g. a half-written one."""
+        async for item in self._container.walk_blobs(name_starts_with=f"{validate_id(owner, 'owner')}/"):
+            parts = item.name.split("/")
+            if len(parts) >= 2 and parts[1]:
+                yield parts[1]
 
     async def find_by_tags(self, expression: str) -> AsyncIterator[tuple[str, str]]:
         """(owner, session id) of every snapshot matching a blob index tag expression."""

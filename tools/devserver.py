@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -31,6 +32,13 @@ logger = logging.getLogger("devserver")
 
 def http_functions() -> list[tuple[str, list[str], Callable[[Any], Awaitable[Response]]]]:
     """(route, methods, user function) of every HTTP-triggered function registered on the app."""
+    return list(_http_functions())
+
+
+@functools.cache
+def _http_functions() -> tuple[tuple[str, list[str], Callable[[Any], Awaitable[Response]]], ...]:
+    # Cached: `FunctionApp.get_functions()` remembers the names it has seen and raises "does not have a unique
+    # function name" when called a second time in one process (a second server or a test reading the routes).
     from function_app import app
 
     found = []
@@ -40,11 +48,15 @@ def http_functions() -> list[tuple[str, list[str], Callable[[Any], Awaitable[Res
             continue
         methods = [str(getattr(method, "value", method)).upper() for method in (trigger.methods or ["GET"])]
         found.append((trigger.route or function.get_function_name(), methods, function.get_user_function()))
-    return found
+    return tuple(found)
 
 
-def _endpoint(user_function: Callable[[Any], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(
+    by_method: dict[str, Callable[[Any], Awaitable[Response]]],
+) -> Callable[[Request], Awaitable[Response]]:
+    # One endpoint per path, dispatching on the method: a 405 then names every method of the path in Allow.
     async def endpoint(request: Request) -> Response:
+        user_function = by_method.get(request.method) or by_method["GET"]  # Starlette adds HEAD to GET routes
         return await user_function(request)
 
     return endpoint
@@ -61,8 +73,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app() -> Starlette:
-    from shared.runtime import close_services
+def create_app(*, reconcile_on_start: bool = False) -> Starlette:
+    """The Starlette app. `reconcile_on_start` rebuilds Cosmos metadata from the Blob snapshots first: the
+    Cosmos emulator starts empty on every run while Azurite keeps its data, and Blob is the source of truth."""
+    from shared.runtime import close_services, get_services
 
     routes: dict[str, list[tuple[list[str], Callable[[Any], Awaitable[Response]]]]] = {}
     for route, methods, user_function in http_functions():
@@ -70,11 +84,16 @@ def create_app() -> Starlette:
 
     starlette_routes = []
     for route, handlers in routes.items():
-        for methods, user_function in handlers:
-            starlette_routes.append(Route(f"/api/{route}", _endpoint(user_function), methods=methods))
+        by_method = {method: user_function for methods, user_function in handlers for method in methods}
+        starlette_routes.append(Route(f"/api/{route}", _endpoint(by_method), methods=list(by_method)))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if reconcile_on_start:
+            from shared.reconcile import reconcile_all
+
+            report = await reconcile_all(await get_services())
+            logger.info("metadata rebuilt from Blob: %s", report)
         yield
         await close_services()
 
@@ -131,10 +150,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # uvicorn re-raises the signal that stopped it; make SIGTERM unwind (and stop the emulators) like Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    reconcile = False
     with contextlib.ExitStack() as stack:
         if args.emulators and not (os.environ.get("COSMOS_ENDPOINT") or os.environ.get("STORAGE_CONNECTION_STRING")):
             env = stack.enter_context(emulators())
             os.environ.update(env)
+            reconcile = True
             logger.info(
                 "emulators up: Azurite %s, Cosmos %s",
                 env["STORAGE_CONNECTION_STRING"].split("BlobEndpoint=")[1],
@@ -150,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 env["CLOUD_MODEL_ENDPOINT"],
             )
         logger.info("serving the function app at http://%s:%d/api", args.host, args.port)
-        uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+        uvicorn.run(create_app(reconcile_on_start=reconcile), host=args.host, port=args.port, log_level="info")
     return 0
 
 
