@@ -238,6 +238,7 @@ module api 'app/api.bicep' = {
     cosmosAuditContainerName: cosmos.outputs.auditContainerName
     retentionDays: retentionDays
     retentionSchedule: retentionSchedule
+    auditRetentionDays: auditRetentionDays
     cloudModelEndpoint: cloudModelEndpoint
     cloudModelName: cloudModelName
     localModelEndpoint: localModelEndpoint

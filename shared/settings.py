@@ -183,7 +183,7 @@ SETTINGS_SPEC: tuple[SettingSpec, ...] = (
         "AUDIT_RETENTION_DAYS",
         "365",
         "Days an audit event is kept (per-item ttl; in Azure also the audit container's default TTL).",
-        "optional",
+        "bicep",
     ),
     SettingSpec(
         "TRUST_PRINCIPAL_HEADERS",

@@ -66,6 +66,9 @@ param retentionDays int
 @description('NCRONTAB schedule of the retention job (six fields, UTC).')
 param retentionSchedule string
 
+@description('Days an audit event is kept (the per-item ttl the app writes; the container TTL matches).')
+param auditRetentionDays int
+
 @description('Cloud backend endpoint (Azure OpenAI or OpenAI-compatible); empty leaves CLOUD_MODEL_ENDPOINT unset.')
 param cloudModelEndpoint string = ''
 
@@ -129,6 +132,7 @@ var baseSettings = {
   COSMOS_AUDIT_CONTAINER: cosmosAuditContainerName
   RETENTION_DAYS: string(retentionDays)
   RETENTION_SCHEDULE: retentionSchedule
+  AUDIT_RETENTION_DAYS: string(auditRetentionDays)
   TRUST_PRINCIPAL_HEADERS: authEnabled ? 'true' : 'false'
 }
 
