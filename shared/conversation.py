@@ -188,35 +188,40 @@ class Conversations:
     # ---- a turn ------------------------------------------------------------------------------------------------
 
     async def turn(
-        self, owner: str, message: str, session_id: str | None = None, route: str = "auto"
+        self, owner: str, message: str, session_id: str | None = None, route: str = "auto", *, stream: bool = True
     ) -> AsyncGenerator[TurnEvent, None]:
-        """Run one turn; yields events. Raises before the first event when the request is refused."""
+        """Run one turn; yields events. Raises before the first event when the request is refused.
+
+        With `stream=False` the model answers in one piece (no `Delta` events): cheaper when nobody watches.
+        """
         validate_id(owner, "owner")
         message = self._check_message(message)
         if route not in ROUTES:
             raise UnknownRoute(route)
         if session_id is None:
             snapshot = new_snapshot(new_session_id(), owner, self._clock())
-            async for event in self._run(snapshot, message, route, lock=None):
+            async for event in self._run(snapshot, message, route, None, stream):
                 yield event
             return
         validate_id(session_id)
         async with self._snapshots.locked(owner, session_id) as lock:
             with telemetry.tracer.start_as_current_span("llmrouter.snapshot.load"):
                 snapshot = await self._snapshots.load(owner, session_id)
-            async for event in self._run(snapshot, message, route, lock=lock):
+            async for event in self._run(snapshot, message, route, lock, stream):
                 yield event
 
     async def chat(self, owner: str, message: str, session_id: str | None = None, route: str = "auto") -> TurnResult:
         result: TurnResult | None = None
-        async for event in self.turn(owner, message, session_id, route):
+        async for event in self.turn(owner, message, session_id, route, stream=False):
             if isinstance(event, TurnCompleted):
                 result = event.result
         if result is None:  # pragma: no cover - the stream always ends with TurnCompleted or raises
             raise RuntimeError("turn ended without a result")
         return result
 
-    async def _run(self, before: Snapshot, message: str, route: str, lock: Any) -> AsyncIterator[TurnEvent]:
+    async def _run(
+        self, before: Snapshot, message: str, route: str, lock: Any, stream: bool
+    ) -> AsyncIterator[TurnEvent]:
         started = self._clock()
         started_clock = time.perf_counter()
         prior = [
@@ -250,14 +255,20 @@ class Conversations:
             call = telemetry.ModelCall(backend_name, backend.model, self._settings.backends.get(backend_name))
             reply_parts: list[str] = []
             try:
-                with call.current():
-                    stream = backend.agent.run(sent, session=session, stream=True)
-                async for update in call.stream(stream):
-                    text = update.text
-                    if text:
-                        reply_parts.append(text)
-                        yield Delta(text)
-                response = await call.wait(stream.get_final_response())
+                if stream:
+                    with call.current():
+                        updates = backend.agent.run(sent, session=session, stream=True)
+                    async for update in call.stream(updates):
+                        text = update.text
+                        if text:
+                            reply_parts.append(text)
+                            yield Delta(text)
+                    response = await call.wait(updates.get_final_response())
+                else:
+                    # A JSON answer needs no deltas: one response to parse instead of one per streamed chunk.
+                    with call.current():
+                        pending = backend.agent.run(sent, session=session)
+                    response = await call.wait(pending)
             except Exception as exc:  # noqa: BLE001 - every SDK failure is classified below
                 error = classify(backend_name, exc)
                 call.failed(error.kind)
