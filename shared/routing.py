@@ -215,19 +215,21 @@ class _Cues:
     labels: tuple[str, ...]
     points: tuple[float, ...]
     by_word: dict[str, tuple[int, ...]]  # whole single words -> indexes of the cues they belong to
-    needles: tuple[tuple[str, int], ...]  # phrases and prefixes, normalised and padded: " step by step ", " analy"
+    # phrases and prefixes, normalised and padded (" step by step ", " analy"), each with the whole words it
+    # needs: a phrase is only searched for when all of them occur, which keeps long prompts cheap.
+    needles: tuple[tuple[str, int, frozenset[str]], ...]
 
 
 def _cues(*entries: tuple[str, str, float]) -> _Cues:
     """Compile ``(label, "alt one|alt two*", points)``: words match whole, a trailing ``*`` makes a prefix."""
     by_word: dict[str, list[int]] = {}
-    needles: list[tuple[str, int]] = []
+    needles: list[tuple[str, int, frozenset[str]]] = []
     for index, (_, alternatives, _) in enumerate(entries):
         for alt in (a.strip() for a in alternatives.split("|")):
             if alt.endswith("*"):
-                needles.append((f" {alt[:-1]}", index))
+                needles.append((f" {alt[:-1]}", index, frozenset(alt[:-1].split()[:-1])))
             elif " " in alt:
-                needles.append((f" {alt} ", index))
+                needles.append((f" {alt} ", index, frozenset(alt.split())))
             else:
                 by_word.setdefault(alt, []).append(index)
     return _Cues(
@@ -447,9 +449,9 @@ def _match(text: _Text, cues: _Cues) -> tuple[float, list[str]]:
     hits: set[int] = set()
     for word in text.words.intersection(cues.by_word):
         hits.update(cues.by_word[word])
-    norm = text.norm
-    for needle, index in cues.needles:
-        if index not in hits and needle in norm:
+    norm, words = text.norm, text.words
+    for needle, index, required in cues.needles:
+        if index not in hits and required <= words and needle in norm:
             hits.add(index)
     ordered = sorted(hits)
     return sum(cues.points[i] for i in ordered), [cues.labels[i] for i in ordered]
