@@ -474,62 +474,46 @@ def _original_of(record: TurnRecord) -> dict[str, Any] | None:
     return data
 
 
+def _imported(
+    turn: int,
+    now: datetime,
+    *,
+    complexity: float | None,
+    reason: str,
+    user_chars: int,
+    reply_chars: int,
+    extra: Mapping[str, Any],
+) -> TurnRecord:
+    """A turn as stored when it did not run here: imported, no backend, routing, cost or latency of its own."""
+    stamp = utc_iso(now)
+    return TurnRecord(
+        turn=turn, backend=None, model=None, complexity=complexity, reason=reason, router_version=None,
+        route_requested="auto", switched_from=None, fallback_chain=(), latency_ms=None, turn_ms=None,
+        input_tokens=0, output_tokens=0, cost=0.0, started_at=stamp, completed_at=stamp,
+        user_chars=user_chars, reply_chars=reply_chars, imported=True, extra=extra,
+    )  # fmt: skip
+
+
 def carried_record(
     record: TurnRecord, *, turn: int, now: datetime, reason: str, extra: Mapping[str, Any]
 ) -> TurnRecord:
-    """A turn that ran elsewhere, as stored here: imported, without routing, cost or latency of its own."""
+    """A turn that ran elsewhere (an export, a fork's source), keeping its first real record in `original`."""
     kept = {key: value for key, value in record.extra.items() if key != "original"} if record.imported else {}
     original = _original_of(record)
-    stamp = utc_iso(now)
-    return TurnRecord(
-        turn=turn,
-        backend=None,
-        model=None,
-        complexity=record.complexity,
-        reason=reason,
-        router_version=None,
-        route_requested="auto",
-        switched_from=None,
-        fallback_chain=(),
-        latency_ms=None,
-        turn_ms=None,
-        input_tokens=0,
-        output_tokens=0,
-        cost=0.0,
-        started_at=stamp,
-        completed_at=stamp,
-        user_chars=record.user_chars,
-        reply_chars=record.reply_chars,
-        imported=True,
-        extra={**kept, **extra, **({"original": original} if original else {})},
-    )
+    return _imported(
+        turn, now, complexity=record.complexity, reason=reason, user_chars=record.user_chars,
+        reply_chars=record.reply_chars, extra={**kept, **extra, **({"original": original} if original else {})},
+    )  # fmt: skip
 
 
 def imported_record(turn: int, messages: Sequence[Mapping[str, Any]], now: datetime, fmt: str) -> TurnRecord:
     """The record of an imported turn that has no routing metadata (every format but export)."""
-    stamp = utc_iso(now)
-    return TurnRecord(
-        turn=turn,
-        backend=None,
-        model=None,
-        complexity=None,
-        reason=f"imported ({fmt})",
-        router_version=None,
-        route_requested="auto",
-        switched_from=None,
-        fallback_chain=(),
-        latency_ms=None,
-        turn_ms=None,
-        input_tokens=0,
-        output_tokens=0,
-        cost=0.0,
-        started_at=stamp,
-        completed_at=stamp,
+    return _imported(
+        turn, now, complexity=None, reason=f"imported ({fmt})",
         user_chars=sum(len(_text_of(message)) for message in messages if message.get("role") == "user"),
         reply_chars=sum(len(_text_of(message)) for message in messages if message.get("role") == "assistant"),
-        imported=True,
         extra={"import_format": fmt},
-    )
+    )  # fmt: skip
 
 
 def _entries(

@@ -120,6 +120,20 @@ class _Budget:
         return True
 
 
+async def _delete_records(services: Services, owner: str, session_id: str) -> int:
+    """Remove a session's Cosmos records and audit the deletion; returns how many documents went."""
+    removed = await services.metadata.delete_session(owner, session_id)
+    await audit_log(services).record(
+        session_id=session_id,
+        owner=owner,
+        actor=RETENTION_ACTOR,
+        action="retention_delete",
+        outcome="ok",
+        details={"records_deleted": removed},
+    )
+    return removed
+
+
 async def _expire(services: Services, owner: str, session_id: str, cutoff: datetime, report: RetentionReport) -> None:
     snapshots = services.snapshots
     if report.dry_run:
@@ -149,18 +163,9 @@ async def _expire(services: Services, owner: str, session_id: str, cutoff: datet
             return
         report.expired += 1
         await snapshots.delete(owner, session_id, lock=lock)
-    removed = await services.metadata.delete_session(owner, session_id)
+    report.records_deleted += await _delete_records(services, owner, session_id)
     report.deleted += 1
-    report.records_deleted += removed
     report.note(owner, session_id)
-    await audit_log(services).record(
-        session_id=session_id,
-        owner=owner,
-        actor=RETENTION_ACTOR,
-        action="retention_delete",
-        outcome="ok",
-        details={"records_deleted": removed},
-    )
 
 
 async def _sweep_snapshots(
@@ -215,17 +220,8 @@ async def _sweep_orphans(
                 report.note(owner, session_id)
                 if report.dry_run:
                     continue
-                removed = await services.metadata.delete_session(owner, session_id)
+                report.records_deleted += await _delete_records(services, owner, session_id)
                 report.orphans_removed += 1
-                report.records_deleted += removed
-                await audit_log(services).record(
-                    session_id=session_id,
-                    owner=owner,
-                    actor=RETENTION_ACTOR,
-                    action="retention_delete",
-                    outcome="ok",
-                    details={"records_deleted": removed},
-                )
             except Exception:  # noqa: BLE001 - logged; the next run retries
                 report.failed += 1
                 logger.exception("retention could not remove the records of session %s", item.get("id"))
