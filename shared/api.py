@@ -16,12 +16,12 @@ import re
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from azure.core.exceptions import AzureError
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from shared import audit, telemetry
 from shared.backends import ModelCallError
@@ -364,11 +364,30 @@ async def read_body(request: Request, settings: Settings, *, optional: bool = Fa
     except UnicodeDecodeError:
         raise ApiError(400, "malformed_request", "Body is not valid UTF-8.") from None
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except RecursionError:
         raise ApiError(400, "malformed_request", "Body is nested too deeply.") from None
     except json.JSONDecodeError as exc:
         raise ApiError(400, "malformed_request", f"Body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+    except ValueError:  # valid JSON Python refuses to convert: an integer of more than 4300 digits
+        raise ApiError(400, "malformed_request", "Body holds a number too long to read.") from None
+    if data is None:  # `null` is not "no body": an optional body, when sent, is an object like any other
+        raise ApiError(400, "malformed_request", "Body must be a JSON object.")
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(data):
+        # `"\ud800"` is valid JSON but no character: it would fail later, when stored or sent to a model.
+        raise ApiError(400, "malformed_request", "Body holds an unpaired UTF-16 surrogate escape.")
+    return data
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _encodable(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validate(model: type[M], data: Any) -> M:
@@ -424,7 +443,7 @@ def caller_of(request: Request, settings: Settings) -> Caller:
             for claim in principal.get("claims") or []:
                 if claim.get("typ") in (role_type, *_ROLE_CLAIMS) and isinstance(claim.get("val"), str):
                     roles.add(claim["val"])
-        except (binascii.Error, ValueError, AttributeError, TypeError):
+        except (binascii.Error, ValueError, AttributeError, TypeError, RecursionError):
             raise ApiError(400, "invalid_principal", "X-MS-CLIENT-PRINCIPAL is not valid base64 JSON.") from None
     return Caller(owner_key(principal_id), principal_id, frozenset(roles), settings.admin_role in roles)
 
@@ -742,8 +761,15 @@ class ImportRequest(_Strict):
     )
 
 
+def _integral(value: Any) -> Any:
+    """JSON has one number type and JSON Schema's `integer` includes 3.0: take a whole float as the int it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class ForkRequest(_Strict):
-    at_turn: int = Field(description="The last turn the new session keeps (1 to the session's turns).", ge=1)
+    at_turn: Annotated[int, BeforeValidator(_integral)] = Field(
+        description="The last turn the new session keeps (1 to the session's turns).", ge=1
+    )
 
 
 class ExportEnvelope(BaseModel):

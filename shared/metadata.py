@@ -14,7 +14,8 @@ import base64
 import binascii
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from azure.cosmos import PartitionKey
 from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
@@ -28,6 +29,7 @@ TURNS_PARTITION_KEY = "/sessionId"
 SESSIONS_PARTITION_KEY = "/userId"
 AUDIT_PARTITION_KEY = "/sessionId"
 DOCUMENT_SCHEMA_VERSION = 1
+T = TypeVar("T")
 
 
 class InvalidCursor(ValueError):
@@ -102,9 +104,12 @@ class MetadataStore:
         turns_container: str,
         sessions_container: str,
         audit_container: str,
+        *,
+        create_resources: bool = False,
     ) -> None:
         self._client = client
         self._database_name = database
+        self._create_resources = create_resources
         self._names = {"turns": turns_container, "sessions": sessions_container, "audit": audit_container}
         database_proxy: DatabaseProxy = client.get_database_client(database)
         self._database = database_proxy
@@ -122,36 +127,67 @@ class MetadataStore:
         ):
             await database.create_container_if_not_exists(self._names[key], PartitionKey(path=partition))
 
+    async def recreate_missing(self) -> bool:
+        """Create the database and containers if missing and this process may (COSMOS_CREATE_RESOURCES): the local
+        emulator keeps everything in memory and comes back empty after a restart. False when it may not."""
+        if not self._create_resources:
+            return False
+        await self.ensure_resources()
+        return True
+
+    async def _again_if_missing(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run a write or query, and once more after recreating the resources if they were missing (a 404 from
+        an upsert or a query means a missing database or container, never a missing item)."""
+        try:
+            return await operation()
+        except CosmosResourceNotFoundError:
+            if not await self.recreate_missing():
+                raise
+        logger.warning("Cosmos database %s or a container of it was missing: created again", self._database_name)
+        return await operation()
+
     async def ping(self) -> None:
         await self._database.read()
 
     async def record_turn(self, summary: SessionSummary, record: TurnRecord) -> None:
         """Write one turn and the session's summary; both are idempotent upserts."""
-        # Independent documents in different containers: written concurrently, one round trip instead of two.
-        await asyncio.gather(
-            self.turns.upsert_item(turn_document(summary.owner, summary.session_id, record)),
-            self.sessions.upsert_item(summary_document(summary)),
-        )
+
+        async def write() -> None:
+            # Independent documents in different containers: written concurrently, one round trip instead of two.
+            await asyncio.gather(
+                self.turns.upsert_item(turn_document(summary.owner, summary.session_id, record)),
+                self.sessions.upsert_item(summary_document(summary)),
+            )
+
+        await self._again_if_missing(write)
 
     async def put_summary(self, summary: SessionSummary) -> None:
-        await self.sessions.upsert_item(summary_document(summary))
+        await self._again_if_missing(lambda: self.sessions.upsert_item(summary_document(summary)))
 
     async def session_turns(self, owner: str, session_id: str) -> list[TurnRecord]:
         query = (
             "SELECT * FROM c WHERE c.sessionId = @session AND c.userId = @owner AND c.type = 'turn' ORDER BY c.turn ASC"
         )
-        items = self.turns.query_items(
-            query,
-            parameters=[{"name": "@session", "value": session_id}, {"name": "@owner", "value": owner}],
-            partition_key=session_id,
-        )
-        return [TurnRecord.from_dict(item) async for item in items]
+        parameters: list[dict[str, Any]] = [
+            {"name": "@session", "value": session_id},
+            {"name": "@owner", "value": owner},
+        ]
+
+        async def read() -> list[TurnRecord]:
+            items = self.turns.query_items(query, parameters=parameters, partition_key=session_id)
+            return [TurnRecord.from_dict(item) async for item in items]
+
+        return await self._again_if_missing(read)
 
     async def owner_turns(self, owner: str) -> list[TurnRecord]:
         """All of an owner's turn records: a cross-partition query over the turns container."""
         query = "SELECT * FROM c WHERE c.userId = @owner AND c.type = 'turn'"
-        items = self.turns.query_items(query, parameters=[{"name": "@owner", "value": owner}])
-        return [TurnRecord.from_dict(item) async for item in items]
+
+        async def read() -> list[TurnRecord]:
+            items = self.turns.query_items(query, parameters=[{"name": "@owner", "value": owner}])
+            return [TurnRecord.from_dict(item) async for item in items]
+
+        return await self._again_if_missing(read)
 
     async def summary(self, owner: str, session_id: str) -> SessionSummary | None:
         try:
@@ -164,6 +200,11 @@ class MetadataStore:
         self, owner: str, limit: int, cursor: str | None = None
     ) -> tuple[list[SessionSummary], str | None]:
         """Newest first, `limit` at a time; the cursor is the sort key of the last item returned."""
+        return await self._again_if_missing(lambda: self._list_sessions(owner, limit, cursor))
+
+    async def _list_sessions(
+        self, owner: str, limit: int, cursor: str | None
+    ) -> tuple[list[SessionSummary], str | None]:
         parameters: list[dict[str, Any]] = [
             {"name": "@owner", "value": owner},
             {"name": "@take", "value": limit + 1},
@@ -181,12 +222,16 @@ class MetadataStore:
     async def delete_session(self, owner: str, session_id: str) -> int:
         """Delete a session's turn documents and summary; returns how many documents were removed."""
         query = "SELECT c.id FROM c WHERE c.sessionId = @session AND c.userId = @owner"
-        items = self.turns.query_items(
-            query,
-            parameters=[{"name": "@session", "value": session_id}, {"name": "@owner", "value": owner}],
-            partition_key=session_id,
-        )
-        ids = [item["id"] async for item in items]
+        parameters: list[dict[str, Any]] = [
+            {"name": "@session", "value": session_id},
+            {"name": "@owner", "value": owner},
+        ]
+
+        async def read() -> list[str]:
+            items = self.turns.query_items(query, parameters=parameters, partition_key=session_id)
+            return [item["id"] async for item in items]
+
+        ids = await self._again_if_missing(read)
         removed = 0
         for item_id in ids:
             with contextlib.suppress(CosmosResourceNotFoundError):

@@ -250,7 +250,7 @@ def _operation(operation: Operation) -> dict[str, Any]:
                 "in": "path",
                 "required": True,
                 "description": "The user's principal id (X-MS-CLIENT-PRINCIPAL-ID).",
-                "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+                "schema": {"type": "string", "pattern": api.PRINCIPAL_PATTERN.pattern},
             }
         )
     if "{session_id}" in operation.path:
@@ -273,11 +273,17 @@ def _operation(operation: Operation) -> dict[str, Any]:
     if operation.response is not None:
         content: dict[str, Any] = {"application/json": {"schema": _ref(operation.response)}}
         if operation.streams:
-            # OpenAPI 3.1 media type objects have no `description`; it goes on the schema.
+            # OpenAPI 3.1 media type objects have no `description`; it goes on the schema. The schema describes
+            # one event (as OpenAPI 3.2's itemSchema would, and as schemathesis validates each event).
             content["text/event-stream"] = {
                 "schema": {
-                    "type": "string",
+                    "type": "object",
                     "description": "Events: route, delta {text}, fallback, done (the JSON answer), error.",
+                    "properties": {
+                        "event": {"enum": ["route", "delta", "fallback", "done", "error"]},
+                        "data": {"type": "string", "contentMediaType": "application/json"},
+                    },
+                    "required": ["event", "data"],
                 }
             }
         success["content"] = content

@@ -207,6 +207,9 @@ async def reconcile(
     """Reconcile one session (owner and session id), an owner's sessions, every owner's copy of a session id,
     or the sessions a tag expression selects (default: all). Owner or session targets also remove orphans."""
     report = ReconcileReport()
+    # Refilling an emptied Cosmos (the local emulator restarted) needs its database and containers first; in
+    # Azure (COSMOS_CREATE_RESOURCES off) this does nothing.
+    await services.metadata.recreate_missing()
     if owner is not None and session_id is not None:
         await reconcile_session(services, owner, session_id, report)
     elif owner is not None:

@@ -88,7 +88,10 @@ async def build_services(settings: Settings) -> Services:
     cosmos = CosmosClient(
         settings.cosmos_endpoint,
         credential=settings.cosmos_key or credential,  # type: ignore[arg-type]
-        connection_timeout=int(settings.storage_timeout_seconds),
+        # Both timeouts: without read_timeout a Cosmos that accepts connections but never answers holds a request
+        # for the SDK's default (65 s) per attempt.
+        connection_timeout=settings.storage_timeout_seconds,
+        read_timeout=settings.storage_timeout_seconds,
         retry_total=settings.storage_max_retries,
     )
     closers.append(cosmos.close)
@@ -98,6 +101,7 @@ async def build_services(settings: Settings) -> Services:
         settings.cosmos_turns_container,
         settings.cosmos_sessions_container,
         settings.cosmos_audit_container,
+        create_resources=settings.cosmos_create_resources,
     )
     if settings.cosmos_create_resources:
         await metadata.ensure_resources()

@@ -128,7 +128,9 @@ async def send_turn(api: httpx.AsyncClient, message: str, session_id: str | None
     if not stream:
         response = await api.post("/chat", json=body)
         answer = response.json() if response.status_code == 200 else {}
-        return Outcome(-1, message, response.status_code, answer.get("turn"), answer.get("reply"), answer.get("session_id"))
+        return Outcome(
+            -1, message, response.status_code, answer.get("turn"), answer.get("reply"), answer.get("session_id")
+        )
     async with api.stream("POST", "/chat", json=body, headers={"Accept": SSE_TYPE}) as response:
         if not response.headers.get("content-type", "").startswith(SSE_TYPE):
             await response.aread()
@@ -140,9 +142,7 @@ async def send_turn(api: httpx.AsyncClient, message: str, session_id: str | None
     return Outcome(-1, message, response.status_code, done["turn"], done["reply"], done["session_id"])
 
 
-async def client_loop(
-    api: httpx.AsyncClient, index: int, session_id: str | None, seed: int
-) -> AsyncIterator[Outcome]:
+async def client_loop(api: httpx.AsyncClient, index: int, session_id: str | None, seed: int) -> AsyncIterator[Outcome]:
     jitter = random.Random(seed)  # noqa: S311 - scheduling jitter, not security
     own_session = session_id
     pause = (0.0, MODEL_DELAY)
@@ -209,7 +209,6 @@ async def test_racing_clients_on_one_session_each_turn_lands_once_or_is_refused_
     refused = [outcome for outcome in outcomes if outcome.status == 409]
     assert answered and refused, f"no contention: {len(answered)} answered, {len(refused)} refused"
     assert len(seen_turns) > 1
-    print("DEBUG", len(answered), len(refused), len(seen_turns))
 
     snapshot = await load_session(env, ANONYMOUS_OWNER, session_id)
     assert_well_formed_transcript(snapshot)

@@ -83,7 +83,9 @@ def create_app(*, reconcile_on_start: bool = False) -> Starlette:
         routes.setdefault(route, []).append((methods, user_function))
 
     starlette_routes = []
-    for route, handlers in routes.items():
+    # Literal routes first, as the Functions host prefers them: `sessions/import` before `sessions/{session_id}`,
+    # so a wrong method on it answers 405 naming its own methods, not the template's. (Stable: ties keep order.)
+    for route, handlers in sorted(routes.items(), key=lambda item: item[0].count("{")):
         by_method = {method: user_function for methods, user_function in handlers for method in methods}
         starlette_routes.append(Route(f"/api/{route}", _endpoint(by_method), methods=list(by_method)))
 
