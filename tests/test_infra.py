@@ -223,7 +223,7 @@ def settings_spec() -> tuple[Any, ...]:
     try:
         from shared.settings import SETTINGS_SPEC
     except ImportError as exc:
-        pytest.fail(f"shared/settings.py must expose SETTINGS_SPEC (docs/settings-contract.md): {exc}")
+        pytest.fail(f"shared/settings.py must expose SETTINGS_SPEC: {exc}")
     return SETTINGS_SPEC
 
 
