@@ -177,3 +177,20 @@ def order_report(expected: list[tuple[str, str]], got: list[tuple[str, str]]) ->
         "misplaced": misplaced,
         "exchanges_reversed": swapped,
     }
+
+
+async def sort_key_ties(container: Any, session_id: str) -> tuple[int, int]:
+    """(documents, documents whose sort_key equals another's) of a CosmosHistoryProvider session, as Cosmos
+    returns them: the ties are what can reorder a transcript."""
+    keys = [
+        item["sort_key"]
+        async for item in container.query_items(
+            "SELECT c.sort_key FROM c WHERE c.session_id = @s",
+            parameters=[{"name": "@s", "value": session_id}],
+            partition_key=session_id,
+        )
+    ]
+    counts: dict[Any, int] = {}
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+    return len(keys), sum(count for count in counts.values() if count > 1)

@@ -20,7 +20,7 @@ from typing import Any
 
 from bench import prose
 from bench.env import describe
-from bench.stack import Stack, order_report, transcript_of
+from bench.stack import Stack, order_report, sort_key_ties, transcript_of
 
 OWNER = "bench-storage"
 EXCHANGES = 100
@@ -31,21 +31,6 @@ def _json_bytes(document: dict[str, Any], strip: bool) -> int:
     if strip:
         document = {key: value for key, value in document.items() if key not in SYSTEM_PROPERTIES}
     return len(json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-
-
-async def _their_ties(container: Any, session_id: str) -> tuple[int, int]:
-    keys = [
-        item["sort_key"]
-        async for item in container.query_items(
-            "SELECT c.sort_key FROM c WHERE c.session_id = @s",
-            parameters=[{"name": "@s", "value": session_id}],
-            partition_key=session_id,
-        )
-    ]
-    counts: dict[Any, int] = {}
-    for key in keys:
-        counts[key] = counts.get(key, 0) + 1
-    return len(keys), sum(count for count in counts.values() if count > 1)
 
 
 async def measure_one(stack: Stack, seed: int) -> dict[str, Any]:
@@ -85,7 +70,7 @@ async def measure_one(stack: Stack, seed: int) -> dict[str, Any]:
     snapshot = await stack.snapshots.load(OWNER, session_id)
     ours_got = [(str(m["role"]), str(m["contents"][0]["text"])) for m in snapshot.af_messages()]
     theirs_got = transcript_of(await stack.their_messages("storage", theirs))
-    documents, tied = await _their_ties(their_container, theirs)
+    documents, tied = await sort_key_ties(their_container, theirs)
     blob_total = sum(blobs.values())
     cosmos_ours = sum(_json_bytes(doc, False) for doc in turn_docs) + _json_bytes(summary_doc, False)
     cosmos_ours_bare = sum(_json_bytes(doc, True) for doc in turn_docs) + _json_bytes(summary_doc, True)

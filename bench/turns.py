@@ -28,7 +28,7 @@ from typing import Any
 from bench import prose
 from bench.env import describe, ratio
 from bench.seed import created_at_for, expected_transcript, make_entries, natural_layout, seed_ours, seed_theirs
-from bench.stack import MODELS, SOURCE_ID, Stack, order_report, transcript_of
+from bench.stack import MODELS, SOURCE_ID, Stack, order_report, sort_key_ties, transcript_of
 from shared.records import Entry, new_session_id, utc_iso
 
 OWNER = "bench"
@@ -46,23 +46,6 @@ async def warm_up(stack: Stack) -> None:
         session_id = result.session_id
     for user, reply in prose.exchanges(98, 3):
         await stack.their_turn("warmup", "warmup", user, reply)
-
-
-async def _their_sort_key_ties(stack: Stack, container_name: str, session_id: str) -> tuple[int, int]:
-    """(documents, documents whose sort_key equals another's) as Cosmos returns them."""
-    container = await stack.their_container(container_name)
-    keys = [
-        item["sort_key"]
-        async for item in container.query_items(
-            "SELECT c.sort_key FROM c WHERE c.session_id = @s",
-            parameters=[{"name": "@s", "value": session_id}],
-            partition_key=session_id,
-        )
-    ]
-    counts: dict[Any, int] = {}
-    for key in keys:
-        counts[key] = counts.get(key, 0) + 1
-    return len(keys), sum(count for count in counts.values() if count > 1)
 
 
 async def run(stack: Stack, quick: bool) -> dict[str, Any]:
@@ -133,7 +116,7 @@ async def run(stack: Stack, quick: bool) -> dict[str, Any]:
             ours_got = [(str(m["role"]), str(m["contents"][0]["text"])) for m in snapshot.af_messages()]
             order["ours"].append({"length": length, **order_report(expected, ours_got)})
             theirs_got = transcript_of(await stack.their_messages(their_container, conversation["theirs"]))
-            documents, tied = await _their_sort_key_ties(stack, their_container, conversation["theirs"])
+            documents, tied = await sort_key_ties(await stack.their_container(their_container), conversation["theirs"])
             order["theirs"].append(
                 {"length": length, **order_report(expected, theirs_got), "documents": documents, "tied": tied}
             )
