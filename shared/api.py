@@ -309,11 +309,17 @@ def to_api_error(exc: BaseException) -> ApiError | None:
             return ApiError(503, "misconfigured", f"The service is misconfigured: {exc}", headers={"Retry-After": "60"})
         case SnapshotCorrupt():
             return None
-        case AzureError():
+        case AzureError() if _transient(exc):
             return ApiError(
                 503, "storage_unavailable", "Storage is unavailable; retry shortly.", headers={"Retry-After": "5"}
             )
     return None
+
+
+def _transient(exc: AzureError) -> bool:
+    """Worth a retry: no answer at all, or a status that means "later" (not 403 RBAC, not a 404 or 412 bug)."""
+    status = getattr(exc, "status_code", None)
+    return status is None or status in (408, 429, 500, 502, 503, 504)
 
 
 def error_response(exc: BaseException) -> JSONResponse:
@@ -544,14 +550,15 @@ async def _sse_stream(first: TurnEvent, events: AsyncGenerator[TurnEvent, None])
             yield _sse(*_event_json(event))
     except Exception as exc:  # noqa: BLE001 - the status line is gone; the error travels as an event
         if isinstance(exc, StreamBroken):
-            api_error = ApiError(
-                502, "stream_broken", f"The {exc.error.backend} backend failed mid-answer; nothing was saved."
-            )
+            message = f"The {exc.error.backend} backend failed mid-answer; nothing was saved."
+            api_error = ApiError(502, "stream_broken", message)
         else:
             api_error = to_api_error(exc) or ApiError(500, "internal", "Internal error.")
-            if to_api_error(exc) is None:
-                logger.error("turn failed mid-stream", exc_info=exc)
-        yield _sse("error", {**api_error.body()["error"], "status": api_error.status})
+        body = api_error.body()["error"]
+        if api_error.status == 500:
+            body["correlation_id"] = uuid.uuid4().hex
+            logger.error("turn failed mid-stream, correlation id %s", body["correlation_id"], exc_info=exc)
+        yield _sse("error", {**body, "status": api_error.status})
     finally:
         await events.aclose()
 

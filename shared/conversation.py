@@ -34,7 +34,7 @@ from shared.records import (
 from shared.redaction import Redactor, redaction_note
 from shared.routing import ROUTES, Decision, PriorTurn, UnknownRoute, decide, fallback_chain
 from shared.settings import Price, Settings
-from shared.snapshots import Snapshot, SnapshotStore, new_snapshot
+from shared.snapshots import SessionNotFound, Snapshot, SnapshotStore, new_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -390,7 +390,13 @@ class Conversations:
         """Erase the snapshot and every Cosmos record; True if anything existed."""
         validate_id(owner, "owner")
         validate_id(session_id)
-        had_blobs = await self._snapshots.delete(owner, session_id)
+        try:
+            # Under the session's lease: a running turn makes this SessionBusy before anything is touched.
+            async with self._snapshots.locked(owner, session_id) as lock:
+                had_blobs = await self._snapshots.delete(owner, session_id, lock=lock)
+        except SessionNotFound:
+            # No snapshot: clear what a half-finished earlier delete may have left (journals, records).
+            had_blobs = await self._snapshots.delete(owner, session_id)
         removed = await self._metadata.delete_session(owner, session_id)
         return had_blobs or removed > 0
 

@@ -44,7 +44,9 @@ def owner_key(principal_id: str) -> str:
     Storage names and Cosmos ids are derived only from keys that match `ID_PATTERN`; identity providers
     do not promise that, so an unusual principal id is hashed rather than trusted into a blob path.
     """
-    if ID_PATTERN.fullmatch(principal_id):
+    # Taken as is only when it is a safe id that cannot collide with the shared anonymous owner or with the
+    # hashed form of another principal's id.
+    if ID_PATTERN.fullmatch(principal_id) and principal_id != ANONYMOUS_OWNER and not principal_id.startswith("h-"):
         return principal_id
     return "h-" + hashlib.sha256(principal_id.encode("utf-8")).hexdigest()[:40]
 

@@ -265,9 +265,14 @@ async def sweep(
     return report
 
 
-async def run_job(services: Services, now: datetime) -> JobReport:
-    """The timer's work: the sweep, then reconcile of recently active sessions (skipped in a dry run)."""
-    retention = await sweep(services, now)
+# Batches one timer run handles at most: the rest waits for the next run, so a large backlog never runs into
+# the host's function timeout (host.json, 10 minutes) and the reconcile step still gets its turn.
+TIMER_MAX_BATCHES = 20
+
+
+async def run_job(services: Services, now: datetime, max_batches: int | None = TIMER_MAX_BATCHES) -> JobReport:
+    """The timer's work: a bounded sweep, then reconcile of recently active sessions (skipped in a dry run)."""
+    retention = await sweep(services, now, max_batches=max_batches)
     repaired = None
     if not retention.dry_run:
         try:

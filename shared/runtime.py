@@ -55,7 +55,11 @@ class Services:
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     async def close(self) -> None:
-        for closer in reversed(self._closers):
+        await self.close_all(self._closers)
+
+    @staticmethod
+    async def close_all(closers: list[Callable[[], Awaitable[Any]]]) -> None:
+        for closer in reversed(closers):
             try:
                 await closer()
             except Exception:  # noqa: BLE001 - closing is best effort
@@ -63,8 +67,18 @@ class Services:
 
 
 async def build_services(settings: Settings) -> Services:
+    """Every client, built once. If a step fails (storage down at start), what was built is closed again, so a
+    worker retrying on every request during an outage does not pile up clients."""
     telemetry.configure(settings)  # first, so the clients built below are instrumented when exporting
     closers: list[Callable[[], Awaitable[Any]]] = []
+    try:
+        return await _build(settings, closers)
+    except BaseException:
+        await Services.close_all(closers)
+        raise
+
+
+async def _build(settings: Settings, closers: list[Callable[[], Awaitable[Any]]]) -> Services:
     credential = make_credential(settings) if _needs_credential(settings) else None
     if credential is not None:
         closers.append(credential.close)

@@ -187,8 +187,9 @@ SETTINGS_SPEC: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "TRUST_PRINCIPAL_HEADERS",
-        "true",
-        "Take the caller from X-MS-CLIENT-PRINCIPAL-ID; only safe behind App Service Authentication.",
+        "false",
+        "Take the caller from X-MS-CLIENT-PRINCIPAL-ID; only safe behind App Service Authentication (off by default: "
+        "fails closed to the one anonymous owner; `make run` and the sample turn it on locally).",
         "bicep",
     ),
     SettingSpec("ADMIN_ROLE", "admin", "Role claim that grants the admin routes.", "optional"),

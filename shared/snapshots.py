@@ -30,7 +30,9 @@ from datetime import datetime
 from importlib import metadata
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import (
+    AzureError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
@@ -87,6 +89,7 @@ class Snapshot:
     snapshot_turns: int = 0
     snapshot_bytes: int = 0
     journal_bytes: int = 0
+    etag: str | None = None  # of the snapshot blob as read: a compaction rewrites it only if unchanged
 
     @property
     def turns(self) -> int:
@@ -285,6 +288,19 @@ def index_tags(snapshot: Snapshot) -> dict[str, str]:
     }
 
 
+# Work on a whole conversation (JSON + gzip) above this size runs in a thread, not on the event loop, so one
+# long conversation does not stall every other request of the worker.
+OFF_LOOP_BYTES = 256 * 1024
+_BACKGROUND: set[asyncio.Future[None]] = set()
+
+
+async def _off_loop(function: Any, argument: Any) -> Any:
+    size = argument.snapshot_bytes if isinstance(argument, Snapshot) else len(argument)
+    if size > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(function, argument)
+    return function(argument)
+
+
 # ---- storage (I/O) -----------------------------------------------------------------------------------------------
 
 
@@ -327,10 +343,12 @@ class SnapshotStore:
         name = self.snapshot_name(owner, session_id)
         for _attempt in range(3):
             try:
-                data = await (await self._blob(name).download_blob()).readall()
+                download = await self._blob(name).download_blob()
+                data = await download.readall()
             except ResourceNotFoundError:
                 raise SessionNotFound(session_id) from None
-            snapshot = decode_snapshot(data)
+            snapshot = await _off_loop(decode_snapshot, data)
+            snapshot = replace(snapshot, etag=download.properties.etag)
             if snapshot.owner != owner or snapshot.session_id != session_id:
                 raise SnapshotCorrupt("snapshot names a different owner or session than its path")
             journal = self._blob(self.journal_name(owner, session_id, snapshot.generation))
@@ -351,14 +369,16 @@ class SnapshotStore:
             await journal.create_append_blob(content_settings=_JOURNAL_GZIP, if_none_match="*")
         except (ResourceExistsError, ResourceModifiedError):
             raise SessionConflict(f"session {snapshot.session_id} already exists") from None
-        data = encode_snapshot(snapshot)
+        data = await _off_loop(encode_snapshot, snapshot)
         try:
-            await self._blob(self.snapshot_name(snapshot.owner, snapshot.session_id)).upload_blob(
+            written = await self._blob(self.snapshot_name(snapshot.owner, snapshot.session_id)).upload_blob(
                 data, overwrite=False, tags=index_tags(snapshot), content_settings=_GZIP
             )
         except ResourceExistsError:
             raise SessionConflict(f"session {snapshot.session_id} already exists") from None
-        return replace(snapshot, snapshot_turns=snapshot.turns, snapshot_bytes=len(data), journal_bytes=0)
+        return replace(
+            snapshot, snapshot_turns=snapshot.turns, snapshot_bytes=len(data), journal_bytes=0, etag=written["etag"]
+        )
 
     @contextlib.asynccontextmanager
     async def locked(self, owner: str, session_id: str) -> AsyncIterator[SessionLock]:
@@ -374,28 +394,44 @@ class SnapshotStore:
                 raise SessionBusy(session_id) from None
             raise
         lock = SessionLock(lease)
-        lock.renewer = asyncio.create_task(self._renew(lease))
+        lock.renewer = asyncio.create_task(self._renew(lease, session_id))
         try:
             yield lock
         finally:
             lock.renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lock.renewer
-            try:
-                await lease.release()
-            except (HttpResponseError, ResourceNotFoundError):
-                # Released already (the session was deleted) or expired: either way nobody is blocked.
-                logger.info("lease on session %s was gone at release", session_id)
+            # Released in a task of its own and awaited through a shield: a client that hangs up mid-stream
+            # cancels this task (repeatedly, under anyio), and the session must not stay blocked for a minute.
+            release = asyncio.ensure_future(self._release(lease, session_id))
+            _BACKGROUND.add(release)
+            release.add_done_callback(_BACKGROUND.discard)
+            await asyncio.shield(release)
 
     @staticmethod
-    async def _renew(lease: BlobLeaseClient) -> None:
+    async def _release(lease: BlobLeaseClient, session_id: str) -> None:
+        try:
+            await lease.release()
+        except ResourceNotFoundError:
+            logger.info("session %s was deleted while held", session_id)
+        except AzureError:
+            # Expired, taken over, or storage unreachable: the lease lapses by itself within LEASE_SECONDS.
+            logger.warning("could not release the lease on session %s", session_id)
+
+    @staticmethod
+    async def _renew(lease: BlobLeaseClient, session_id: str) -> None:
+        """Keep the lease while the turn runs. A transient failure is retried at the next interval (the lease
+        is still valid for LEASE_SECONDS after the last success); a lost lease stops renewing, and the append
+        position and the snapshot's etag still refuse a save that lost it."""
         while True:
             await asyncio.sleep(LEASE_RENEW_SECONDS)
             try:
                 await lease.renew()
-            except HttpResponseError:
-                logger.warning("could not renew a session lease; the append position still guards the save")
-                return
+            except HttpResponseError as exc:
+                if exc.status_code in (409, 412):
+                    logger.warning("lost the lease on session %s", session_id)
+                    return
+                logger.warning("could not renew the lease on session %s (HTTP %s)", session_id, exc.status_code)
+            except AzureError:
+                logger.warning("could not renew the lease on session %s (storage unreachable)", session_id)
 
     def _should_compact(self, snapshot: Snapshot, member_bytes: int) -> bool:
         if snapshot.journal_turns + 1 < self._compact_every:
@@ -420,23 +456,53 @@ class SnapshotStore:
             raise
         saved = replace(after, journal_bytes=before.journal_bytes + len(member))
         if index_tags(before)["lastActiveDay"] != index_tags(saved)["lastActiveDay"]:
-            await self._blob(self.snapshot_name(owner, session_id)).set_blob_tags(index_tags(saved), lease=lock.lease)
+            try:
+                await self.retag(lock, saved)
+            except AzureError:
+                # The turn is saved; a stale day tag only makes retention look at the session early, where it
+                # re-checks the exact time and rewrites the tag.
+                logger.warning("turn saved but the index tags of session %s are stale", session_id)
         return saved
 
     async def _compact(self, lock: SessionLock, snapshot: Snapshot) -> Snapshot:
+        """Rewrite the snapshot with everything and start the next journal generation.
+
+        Never destroys what another writer saved: the next journal is created only if absent (or, if a
+        crashed compaction left it behind, reset only while the snapshot is still the one this turn read),
+        and the snapshot is replaced only under our lease and only if unchanged since it was read.
+        """
         owner, session_id = snapshot.owner, snapshot.session_id
         old, new = snapshot.generation, snapshot.generation + 1
-        # A fresh, empty journal for the next generation (an orphan of a crashed compaction is reset).
-        await self._blob(self.journal_name(owner, session_id, new)).create_append_blob(content_settings=_JOURNAL_GZIP)
+        snapshot_blob = self._blob(self.snapshot_name(owner, session_id))
+        journal = self._blob(self.journal_name(owner, session_id, new))
+        try:
+            await journal.create_append_blob(content_settings=_JOURNAL_GZIP, if_none_match="*")
+        except (ResourceExistsError, ResourceModifiedError):
+            properties = await snapshot_blob.get_blob_properties()
+            if snapshot.etag is None or properties.etag != snapshot.etag:
+                raise SessionConflict(f"session {session_id} was compacted by another writer") from None
+            # Left by a compaction that crashed before its snapshot write: nothing refers to it yet.
+            await journal.create_append_blob(content_settings=_JOURNAL_GZIP)
         compacted = replace(snapshot, generation=new)
-        data = encode_snapshot(compacted)
-        await self._blob(self.snapshot_name(owner, session_id)).upload_blob(
-            data, overwrite=True, lease=lock.lease, tags=index_tags(compacted), content_settings=_GZIP
-        )
+        data = await _off_loop(encode_snapshot, compacted)
+        conditions: dict[str, Any] = {}
+        if snapshot.etag is not None:
+            conditions = {"etag": snapshot.etag, "match_condition": MatchConditions.IfNotModified}
+        try:
+            written = await snapshot_blob.upload_blob(
+                data, overwrite=True, lease=lock.lease, tags=index_tags(compacted), content_settings=_GZIP,
+                **conditions,
+            )  # fmt: skip
+        except HttpResponseError as exc:
+            if exc.status_code in (409, 412):
+                raise SessionConflict(f"session {session_id} changed while the turn ran") from None
+            raise
         with contextlib.suppress(ResourceNotFoundError):
             await self._blob(self.journal_name(owner, session_id, old)).delete_blob()
         logger.info("compacted session %s: %d turns, %d bytes", session_id, compacted.turns, len(data))
-        return replace(compacted, snapshot_turns=compacted.turns, snapshot_bytes=len(data), journal_bytes=0)
+        return replace(
+            compacted, snapshot_turns=compacted.turns, snapshot_bytes=len(data), journal_bytes=0, etag=written["etag"]
+        )
 
     async def delete(self, owner: str, session_id: str, lock: SessionLock | None = None) -> bool:
         """Remove every blob of the session; True if anything was there. SessionBusy while a turn runs.

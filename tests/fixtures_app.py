@@ -67,6 +67,7 @@ def service_env(
         "COSMOS_KEY": cosmos.key,
         "COSMOS_DATABASE": f"db-{suffix}",
         "STORAGE_MAX_RETRIES": "1",
+        "TRUST_PRINCIPAL_HEADERS": "true",  # the tests play App Service Authentication's part
         "MODEL_TIMEOUT_SECONDS": "5",
     }
     for name in backends:

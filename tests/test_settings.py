@@ -25,7 +25,7 @@ def test_defaults_apply_when_only_required_settings_are_given() -> None:
     assert settings.router.fallback_order == ("cloud", "foundry", "apim", "local")
     assert settings.configured_backends == ()
     assert settings.cosmos_create_resources is True  # a key means the local emulator
-    assert settings.trust_principal_headers is True
+    assert settings.trust_principal_headers is False  # identity headers are only trusted when asked
 
 
 @pytest.mark.parametrize(

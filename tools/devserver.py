@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                 env["STORAGE_CONNECTION_STRING"].split("BlobEndpoint=")[1],
                 env["COSMOS_ENDPOINT"],
             )
+        # Locally nothing sits in front of the server, so the identity headers stand in for App Service
+        # Authentication (api.http uses them); in Azure the setting is off unless authentication is on.
+        os.environ.setdefault("TRUST_PRINCIPAL_HEADERS", "true")
         configured = any(os.environ.get(f"{name}_MODEL_ENDPOINT") for name in ("LOCAL", "CLOUD", "FOUNDRY", "APIM"))
         if args.fake_models and not configured:
             env = stack.enter_context(fake_models())

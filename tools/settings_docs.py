@@ -27,6 +27,7 @@ LOCAL_VALUES = {
     "COSMOS_KEY": "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==",
     "LOCAL_MODEL_ENDPOINT": "http://localhost:11434/v1",
     "LOCAL_MODEL_NAME": "llama3.2",
+    "TRUST_PRINCIPAL_HEADERS": "true",  # local only: lets you try per-user isolation with the header
     "PRICE_TABLE": json.dumps({"local": {"input": 0, "output": 0}, "cloud": {"input": 0.15, "output": 0.6}}),
 }
 HOST_VALUES = {
