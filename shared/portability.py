@@ -291,7 +291,9 @@ def _openai_to_af(item: object, where: str, calls: _ToolCalls, limits: ImportLim
         text = message["refusal"]
     if role in ("user", "system") and not (text or "").strip():
         raise InvalidImport(f"{where}.content", "must not be empty")
-    if role == "user" and len(text or "") > limits.max_user_chars:
+    # System messages are pinned into every later model request (cap_context keeps them), so they are held to
+    # the same bound as a user message.
+    if role in ("user", "system") and len(text or "") > limits.max_user_chars:
         raise InvalidImport(f"{where}.content", f"is longer than {limits.max_user_chars} characters")
     contents: list[Any] = [Content.from_text(text)] if text else []
     if tool_calls is not None:
@@ -412,7 +414,7 @@ def _af_message(item: object, where: str, calls: _ToolCalls, limits: ImportLimit
     text = _text_of(normalized)
     if role in ("user", "system") and not text.strip():
         raise InvalidImport(f"{where}.contents", f"a {role} message must have text")
-    if role == "user" and len(text) > limits.max_user_chars:
+    if role in ("user", "system") and len(text) > limits.max_user_chars:
         raise InvalidImport(f"{where}.contents", f"has a text longer than {limits.max_user_chars} characters")
     return normalized
 

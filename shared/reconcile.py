@@ -102,6 +102,22 @@ async def batched(items: AsyncIterable[T], size: int) -> AsyncGenerator[list[T],
 
 
 async def reconcile_session(services: Services, owner: str, session_id: str, report: ReconcileReport) -> None:
+    """Make the session's Cosmos records match its snapshot; remove them if the snapshot is gone.
+
+    Reconcile reads without the session's lease, so a delete, an erasure or retention can finish between its
+    read and its writes: it looks again afterwards and takes back what it wrote for a session that is gone.
+    """
+    before = report.turns_repaired + report.summaries_repaired
+    await _repair(services, owner, session_id, report)
+    if report.turns_repaired + report.summaries_repaired > before and not await services.snapshots.exists(
+        owner, session_id
+    ):
+        removed = await services.metadata.delete_session(owner, session_id)
+        logger.info("session %s was deleted while being reconciled; %d records taken back", session_id, removed)
+        report.orphans_removed += removed
+
+
+async def _repair(services: Services, owner: str, session_id: str, report: ReconcileReport) -> None:
     """Make the session's Cosmos records match its snapshot; remove them if the snapshot is gone."""
     validate_id(owner, "owner")
     validate_id(session_id)

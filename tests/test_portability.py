@@ -146,6 +146,11 @@ def test_imported_messages_restore_as_an_agent_session_that_the_turn_can_continu
         ([{"role": "user", "content": [{"type": "text", "text": None}]}], "data[0].content[0].text", "string"),
         ([{"role": "user", "content": "   "}], "data[0].content", "must not be empty"),
         ([{"role": "user", "content": "x" * 501}], "data[0].content", "longer than 500"),
+        (  # a system message is pinned into every later request: held to the same bound
+            [{"role": "system", "content": "s" * 501}, {"role": "user", "content": "hi"}],
+            "data[0].content",
+            "longer than 500",
+        ),
         (
             [{"role": "system", "content": "be brief"}, {"role": "assistant", "content": "ok"}],
             "data",
