@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from azure.cosmos.aio import ContainerProxy
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
+from shared.aio import finish
 from shared.conversation import InvalidMessage, TurnCompleted
 from shared.records import InvalidId, utc_iso, validate_id
 from shared.routing import RoutingError
@@ -52,8 +53,6 @@ Action = Literal[
     "read",  # GET /sessions/{id}, resume without a message
     "read_analytics",  # GET /sessions/{id}/analytics
     "export",  # a session exported (GET /sessions/{id}/export)
-    "import",  # a session created from an imported conversation
-    "fork",  # a new session forked from this one (recorded on the source session)
     "import",  # POST /sessions/import created a session (recorded on the new session)
     "fork",  # POST /sessions/{id}/fork (recorded on the source session)
     "delete",  # DELETE /sessions/{id}
@@ -312,7 +311,7 @@ async def audited_stream(
     exception's outcome (`error` when the client went away mid-answer). A new session's id comes from the
     first event that carries one (`RouteChosen`).
     """
-    action = "continue" if session_id is not None else "create"
+    action: Action = "continue" if session_id is not None else "create"
     completed = False
     failure: BaseException | None = None
     try:
@@ -326,8 +325,19 @@ async def audited_stream(
         failure = exc
         raise
     finally:
-        await events.aclose()
-        if session_id is not None:
-            # Closed early without a failure of its own (GeneratorExit: the client went away) counts as error.
-            outcome = "ok" if completed else outcome_of(failure or RuntimeError("stream ended early"))
-            await record(services, actor=actor, session_id=session_id, action=action, outcome=outcome)
+        # Closed early without a failure of its own (GeneratorExit: the client went away) counts as error.
+        outcome = "ok" if completed else outcome_of(failure or RuntimeError("stream ended early"))
+        await finish(_close_and_record(services, events, actor, session_id, action, outcome))
+
+
+async def _close_and_record(
+    services: Services,
+    events: AsyncGenerator[Any, None],
+    actor: str,
+    session_id: str | None,
+    action: Action,
+    outcome: Outcome,
+) -> None:
+    await events.aclose()
+    if session_id is not None:
+        await record(services, actor=actor, session_id=session_id, action=action, outcome=outcome)

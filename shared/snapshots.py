@@ -41,6 +41,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
 
+from shared.aio import finish
 from shared.records import Entry, parse_iso, utc_iso, validate_id
 
 logger = logging.getLogger(__name__)
@@ -291,7 +292,6 @@ def index_tags(snapshot: Snapshot) -> dict[str, str]:
 # Work on a whole conversation (JSON + gzip) above this size runs in a thread, not on the event loop, so one
 # long conversation does not stall every other request of the worker.
 OFF_LOOP_BYTES = 256 * 1024
-_BACKGROUND: set[asyncio.Future[None]] = set()
 
 
 async def _off_loop(function: Any, argument: Any) -> Any:
@@ -399,12 +399,9 @@ class SnapshotStore:
             yield lock
         finally:
             lock.renewer.cancel()
-            # Released in a task of its own and awaited through a shield: a client that hangs up mid-stream
-            # cancels this task (repeatedly, under anyio), and the session must not stay blocked for a minute.
-            release = asyncio.ensure_future(self._release(lease, session_id))
-            _BACKGROUND.add(release)
-            release.add_done_callback(_BACKGROUND.discard)
-            await asyncio.shield(release)
+            # Completes even when a client hanging up mid-stream cancels this task: otherwise the session would
+            # stay blocked until the lease lapses.
+            await finish(self._release(lease, session_id))
 
     @staticmethod
     async def _release(lease: BlobLeaseClient, session_id: str) -> None:

@@ -1,0 +1,25 @@
+"""Asyncio helpers shared by the stores and the HTTP layer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Tasks started by `finish` are referenced here until done, so the event loop cannot drop them.
+_RUNNING: set[asyncio.Future[Any]] = set()
+
+
+async def finish(work: Coroutine[Any, Any, T]) -> T:
+    """Run clean-up to its end even if the calling task is being cancelled.
+
+    A client that hangs up mid-stream cancels the response task, and under Starlette/anyio it is cancelled again
+    at every later `await`: a lease release or an audit write awaited directly would be cut short. Here the work
+    runs in a task of its own, awaited through a shield, so it completes either way.
+    """
+    task = asyncio.ensure_future(work)
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
+    return await asyncio.shield(task)
