@@ -7,6 +7,7 @@
 # ===== the service: fake models, per-test settings, services, live HTTP server (tests/fixtures_app.py) =========
 from tests.fixtures_app import (  # noqa: E402, F401
     api,
+    container,
     live_server,
     make_env,
     make_services,

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from shared.runtime import Services, build_services
 from shared.settings import Settings, reset_settings_cache
@@ -177,3 +178,14 @@ def api(live_server: Callable[..., LiveServer]) -> Iterator[httpx.Client]:
     server = live_server()
     with httpx.Client(base_url=server.url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+async def container(azurite: Azurite) -> AsyncIterator[ContainerClient]:
+    """An empty blob container of its own in the session's Azurite, removed after the test."""
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    client = service.get_container_client(f"snap-{uuid.uuid4().hex[:12]}")
+    await client.create_container()
+    yield client
+    await client.delete_container()
+    await service.close()

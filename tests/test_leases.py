@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+from azure.storage.blob.aio import ContainerClient
 
 from shared.records import utc_iso
 from shared.runtime import Services
 from shared.snapshots import SessionBusy, SessionConflict, SnapshotStore
 from tests.fixtures_app import LiveServer
 from tests.test_snapshots import T0, grow, make_entry
-from tools.emulators import Azurite
 from tools.fake_model import Behaviour, FakeModelServer
 
 
@@ -48,16 +46,6 @@ async def test_deleting_a_session_while_a_turn_runs_is_refused_and_touches_nothi
     loaded = await services.snapshots.load("alice", session)
     assert loaded.turns == 5, "the refused delete must not have removed any journal"
     assert await conversations.delete("alice", session) is True
-
-
-@pytest.fixture
-async def container(azurite: Azurite) -> AsyncIterator[ContainerClient]:
-    service = BlobServiceClient.from_connection_string(azurite.connection_string)
-    client = service.get_container_client(f"lease-{uuid.uuid4().hex[:12]}")
-    await client.create_container()
-    yield client
-    await client.delete_container()
-    await service.close()
 
 
 async def test_a_compaction_from_a_stale_read_is_refused_and_loses_no_saved_turn(container: ContainerClient) -> None:

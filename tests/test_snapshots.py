@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+from azure.storage.blob.aio import ContainerClient
 
 from shared.records import Entry, TurnRecord, utc_iso
 from shared.snapshots import (
@@ -23,7 +21,6 @@ from shared.snapshots import (
     encode_journal_member,
     new_snapshot,
 )
-from tools.emulators import Azurite
 
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 
@@ -42,16 +39,6 @@ def make_entry(turn: int, when: datetime = T0, text: str = "") -> Entry:
         {"type": "message", "role": "assistant", "contents": [{"type": "text", "text": reply}]},
     )
     return Entry(record, af, ({"role": "user", "content": user}, {"role": "assistant", "content": reply}))
-
-
-@pytest.fixture
-async def container(azurite: Azurite) -> AsyncIterator[ContainerClient]:
-    service = BlobServiceClient.from_connection_string(azurite.connection_string)
-    client = service.get_container_client(f"snap-{uuid.uuid4().hex[:12]}")
-    await client.create_container()
-    yield client
-    await client.delete_container()
-    await service.close()
 
 
 async def grow(store: SnapshotStore, owner: str, session_id: str, turns: int, start: datetime = T0) -> None:
