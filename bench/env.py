@@ -149,6 +149,18 @@ def _node_version() -> str | None:
 # ---- processes ----------------------------------------------------------------------------------------------
 
 
+def terminate(process: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 @dataclass
 class FakeModel:
     """`python -m tools.fake_model` as a child process; stopped by its own pid."""
@@ -195,14 +207,7 @@ class FakeModel:
             self._control.close()
             self._control = None
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        terminate(process)
 
     def __enter__(self) -> FakeModel:
         return self.start()

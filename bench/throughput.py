@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import subprocess
 import time
 import uuid
@@ -28,7 +27,7 @@ from azure.cosmos.aio import CosmosClient
 from azure.storage.blob.aio import BlobServiceClient
 
 from bench import prose
-from bench.env import PYTHON, FakeModel, cpu_seconds, describe, load_average
+from bench.env import PYTHON, FakeModel, cpu_seconds, describe, load_average, terminate
 from bench.stack import MODELS
 from shared.records import ANONYMOUS_OWNER
 from shared.snapshots import SessionNotFound, SnapshotStore
@@ -87,14 +86,7 @@ class DevServer:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        terminate(process, grace=20)
 
 
 async def _session(client: httpx.AsyncClient, messages: list[str], log: list[dict[str, Any]]) -> None:

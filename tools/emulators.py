@@ -296,10 +296,13 @@ class Azurite(EmulatorProcess):
 
     @property
     def connection_string(self) -> str:
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint={self.endpoint};"
-        )
+        parts = {
+            "DefaultEndpointsProtocol": "http",
+            "AccountName": AZURITE_ACCOUNT,
+            "AccountKey": AZURITE_KEY,  # Azurite's public, well-known development key
+            "BlobEndpoint": self.endpoint,
+        }
+        return "".join(f"{name}={value};" for name, value in parts.items())
 
     def command(self) -> list[str]:
         self.location.mkdir(parents=True, exist_ok=True)
