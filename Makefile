@@ -6,11 +6,11 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PORT ?= 7071
 
-.PHONY: run test setup lint typecheck format unit bench clean
+.PHONY: run test setup setup-run lint typecheck format unit bench clean
 
 ## make run: bootstrap, then serve the API at http://localhost:$(PORT)/api with Azurite (data kept in
 ## .data/azurite), the Cosmos DB emulator (in memory) and, unless *_MODEL_ENDPOINT is set, fake models.
-run: setup
+run: setup-run
 	$(PY) -m tools.devserver --port $(PORT) --emulators --fake-models
 
 ## make test: bootstrap, lint, type-check, then the whole suite (the fixtures start and stop the emulators).
@@ -19,11 +19,18 @@ test: setup lint typecheck
 
 TOOLS := .venv-tools
 
-setup: $(VENV)/.installed node_modules/.installed $(TOOLS)/.installed
+## What `make run` needs: the runtime, the dev server and the emulators. Tests need more (setup).
+setup-run: $(VENV)/.run-installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
+setup: setup-run $(VENV)/.installed $(TOOLS)/.installed
+
+$(VENV)/.run-installed: requirements.txt requirements-local.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements-local.txt
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.run-installed requirements-dev.txt
 	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
@@ -40,6 +47,8 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m tools.settings_docs --check
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m tools.architecture
 
 typecheck: setup
 	$(VENV)/bin/mypy

@@ -20,7 +20,7 @@ from typing import Any
 from bench import coldstart, facts, report, resume, router, storage, throughput, turns
 from bench.env import FakeModel, emulators, load_average, provenance
 from bench.stack import MODELS, build_stack, settings_env
-from shared.metadata import MetadataStore
+from shared.storage.metadata import MetadataStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("turns", "resume", "storage", "coldstart", "throughput", "router")

@@ -43,7 +43,7 @@ async def main():
     _t2 = time.perf_counter()
     print(json.dumps({"status": response.status_code, "import_ms": (_t1 - _t0) * 1000,
                       "first_request_ms": (_t2 - _t1) * 1000, "inside_ms": (_t2 - _t0) * 1000}), flush=True)
-    from shared.runtime import close_services
+    from shared.app import close_services
     await close_services()
 
 asyncio.run(main())

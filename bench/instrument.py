@@ -15,9 +15,10 @@ from typing import Any
 from agent_framework import Message
 from agent_framework_azure_cosmos import CosmosHistoryProvider
 
-from shared.metadata import MetadataStore
-from shared.records import SessionSummary, TurnRecord
-from shared.snapshots import SessionLock, Snapshot, SnapshotStore
+from shared.domain.records import TurnRecord
+from shared.domain.sessions import SessionSummary, Snapshot
+from shared.storage.metadata import MetadataStore
+from shared.storage.snapshots import SessionLock, SnapshotStore
 
 
 class Phases(dict[str, Any]):

@@ -19,7 +19,7 @@ from bench import prose
 from bench.env import describe, ratio
 from bench.seed import created_at_for, expected_transcript, make_entries, seed_ours, seed_theirs
 from bench.stack import MODELS, SOURCE_ID, Stack, order_report, transcript_of
-from shared.records import new_session_id
+from shared.domain.ids import new_session_id
 
 OWNER = "bench-resume"
 LENGTHS = (10, 100, 500)

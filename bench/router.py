@@ -14,7 +14,7 @@ from typing import Any
 
 from bench import prose
 from bench.env import describe
-from shared.routing import PriorTurn, RouterConfig, decide
+from shared.domain.routing import PriorTurn, RouterConfig, decide
 
 PROMPTS = 400
 CONFIGURED = ("local", "cloud")

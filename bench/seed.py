@@ -15,7 +15,6 @@ index, source_id, message), upserted in transactional batches of at most 100 lik
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -25,15 +24,13 @@ from typing import Any
 
 from azure.cosmos.aio import ContainerProxy
 
-from shared.metadata import MetadataStore, turn_document
-from shared.records import Entry, TurnRecord, summarize, utc_iso
-from shared.routing import PriorTurn, RouterConfig, decide
-from shared.snapshots import (
-    Snapshot,
-    SnapshotStore,
-    encode_journal_member,
-    encode_snapshot,
-)
+from shared.domain.clock import utc_iso
+from shared.domain.records import Entry, TurnRecord
+from shared.domain.routing import PriorTurn, RouterConfig, decide
+from shared.domain.sessions import Snapshot, summarize
+from shared.storage.codec import encode_journal_member, encode_snapshot
+from shared.storage.metadata import MetadataStore
+from shared.storage.snapshots import SnapshotStore
 
 AUTHOR = "router-local"
 BLOCK_LIMIT = 4 * 1024 * 1024  # Append Block's maximum size
@@ -173,14 +170,7 @@ async def seed_ours(
         await journal.append_block(b"".join(block))
     if metadata is not None:
         records = [entry.record for entry in entries]
-        semaphore = asyncio.Semaphore(16)
-
-        async def put(record: TurnRecord) -> None:
-            async with semaphore:
-                await metadata.turns.upsert_item(turn_document(owner, session_id, record))
-
-        await asyncio.gather(*(put(record) for record in records))
-        await metadata.put_summary(summarize(session_id, owner, created_at, records))
+        await metadata.record_session(summarize(session_id, owner, created_at, records), records)
     return base
 
 

@@ -25,9 +25,10 @@ from azure.storage.blob.aio import BlobServiceClient
 
 from bench.env import FakeModel
 from bench.instrument import Phases, TimedHistoryProvider, TimedMetadataStore, TimedSnapshotStore
-from shared.backends import Backend, build_backends
-from shared.conversation import Conversations, TurnResult
-from shared.settings import Settings
+from shared.agents.backends import Backend, build_backends
+from shared.config import Settings
+from shared.services.conversations import Conversations
+from shared.services.events import TurnResult
 from tools.emulators import Azurite, CosmosEmulator
 
 MODELS = {"local": "llama3.2", "cloud": "gpt-4o-mini"}

@@ -50,13 +50,13 @@ async def measure_one(stack: Stack, seed: int) -> dict[str, Any]:
     }
     turn_docs = [
         item
-        async for item in stack.metadata.turns.query_items(
+        async for item in stack.metadata.database.container("turns").query_items(
             "SELECT * FROM c WHERE c.sessionId = @s",
             parameters=[{"name": "@s", "value": session_id}],
             partition_key=session_id,
         )
     ]
-    summary_doc = await stack.metadata.sessions.read_item(session_id, partition_key=OWNER)
+    summary_doc = await stack.metadata.database.container("sessions").read_item(session_id, partition_key=OWNER)
     their_container = await stack.their_container("storage")
     their_docs = [
         item

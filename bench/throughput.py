@@ -29,8 +29,9 @@ from azure.storage.blob.aio import BlobServiceClient
 from bench import prose
 from bench.env import PYTHON, FakeModel, cpu_seconds, describe, load_average, terminate
 from bench.stack import MODELS
-from shared.records import ANONYMOUS_OWNER
-from shared.snapshots import SessionNotFound, SnapshotStore
+from shared.domain.errors import SessionNotFound
+from shared.domain.ids import ANONYMOUS_OWNER
+from shared.storage.snapshots import SnapshotStore
 from tools.emulators import REPO_ROOT, Azurite, CosmosEmulator, free_port
 
 SESSIONS = 50

@@ -29,7 +29,9 @@ from bench import prose
 from bench.env import describe, ratio
 from bench.seed import created_at_for, expected_transcript, make_entries, natural_layout, seed_ours, seed_theirs
 from bench.stack import MODELS, SOURCE_ID, Stack, order_report, sort_key_ties, transcript_of
-from shared.records import Entry, new_session_id, utc_iso
+from shared.domain.clock import utc_iso
+from shared.domain.ids import new_session_id
+from shared.domain.records import Entry
 
 OWNER = "bench"
 LENGTHS = (1, 10, 100, 500)

@@ -1,9 +1,9 @@
-"""Asyncio helpers shared by the stores and the HTTP layer."""
+"""Asyncio helpers: clean-up that survives cancellation, and batching of an async stream."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import AsyncGenerator, AsyncIterable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -23,3 +23,15 @@ async def finish(work: Coroutine[Any, Any, T]) -> T:
     _RUNNING.add(task)
     task.add_done_callback(_RUNNING.discard)
     return await asyncio.shield(task)
+
+
+async def batched(items: AsyncIterable[T], size: int) -> AsyncGenerator[list[T], None]:
+    """`size` items at a time as they arrive, so memory stays flat however long the stream."""
+    batch: list[T] = []
+    async for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

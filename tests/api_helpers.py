@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from jsonschema import Draft202012Validator
 
-from shared.openapi import document
+from shared.http.routes import document
 
 SSE_TYPE = "text/event-stream"
 
@@ -204,6 +204,14 @@ async def stored_documents(env: Mapping[str, str]) -> dict[str, list[dict[str, A
             except CosmosResourceNotFoundError:
                 found[name] = []
     return found
+
+
+async def drop_container(env: Mapping[str, str], name: str) -> None:
+    """Delete one Cosmos container with the SDK (not our code): a store that fails for that container only."""
+    from azure.cosmos.aio import CosmosClient
+
+    async with CosmosClient(env["COSMOS_ENDPOINT"], credential=env["COSMOS_KEY"]) as cosmos:
+        await cosmos.get_database_client(env["COSMOS_DATABASE"]).delete_container(name)
 
 
 # ---- the example requests file (tests/api.http) -----------------------------------------------------------------

@@ -20,10 +20,9 @@ from azure.cosmos.aio import CosmosClient
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
-from shared.metadata import summary_document, turn_document
-from shared.reconcile import stored_fields
-from shared.records import summarize
-from shared.snapshots import Snapshot, SnapshotStore
+from shared.domain.sessions import Snapshot, summarize
+from shared.storage.documents import stored_fields, summary_document, turn_document
+from shared.storage.snapshots import SnapshotStore
 
 COSMOS_CONTAINERS = ("turns", "sessions", "audit")
 

@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
-from shared.runtime import Services, build_services
-from shared.settings import Settings, reset_settings_cache
+from shared.app import Services, build_services
+from shared.config import Settings, reset_settings_cache
 from tools.emulators import Azurite, CosmosEmulator
 from tools.fake_model import FakeModelServer
 

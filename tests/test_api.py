@@ -369,7 +369,7 @@ def test_a_connection_refused_backend_falls_back(
 
 
 def test_openapi_document_is_served(checked: httpx.Client) -> None:
-    from shared.openapi import document
+    from shared.http.routes import document
 
     served = checked.get("/openapi.json")
     assert served.status_code == 200 and served.json() == json.loads(json.dumps(document()))

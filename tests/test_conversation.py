@@ -12,14 +12,20 @@ from typing import Any
 
 import pytest
 
-from shared.backends import build_openai_client
-from shared.conversation import AllBackendsFailed, Conversations, TurnCompleted, cap_context
-from shared.metadata import MetadataStore
-from shared.records import InvalidId, TurnRecord, analytics
-from shared.routing import BackendNotConfigured, UnknownRoute
-from shared.runtime import Services
-from shared.settings import Settings
-from shared.snapshots import SessionBusy, SessionNotFound, SnapshotStore
+from shared.agents.backends import build_openai_client
+from shared.agents.session import payload_of
+from shared.app import Services
+from shared.config import Settings
+from shared.domain.analytics import analytics
+from shared.domain.context import cap_context
+from shared.domain.errors import AllBackendsFailed, SessionBusy, SessionNotFound
+from shared.domain.ids import InvalidId
+from shared.domain.records import TurnRecord
+from shared.domain.routing import BackendNotConfigured, UnknownRoute
+from shared.services.conversations import Conversations
+from shared.services.events import TurnCompleted
+from shared.storage.metadata import MetadataStore
+from shared.storage.snapshots import SnapshotStore
 from tools.fake_model import Behaviour, FakeModelServer, unused_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +72,7 @@ async def test_every_turn_sends_the_whole_history_and_keeps_it_out_of_the_servic
     assert user_messages(request) == ["remember the word pineapple", "what word did I ask you to remember?"]
     assert request["json"]["messages"][0]["role"] == "system"
     snapshot = await services.snapshots.load("alice", one.session_id)
-    assert snapshot.agent_session_payload()["service_session_id"] is None
+    assert payload_of(snapshot)["service_session_id"] is None
 
 
 @pytest.mark.parametrize(
@@ -122,8 +128,8 @@ async def test_a_third_turn_in_a_new_process_sends_every_earlier_message(
     await services.conversations.chat("alice", "I like graph theory", one.session_id, route="cloud")
     script = (
         "import asyncio, json, sys\n"
-        "from shared.runtime import build_services\n"
-        "from shared.settings import Settings\n"
+        "from shared.app import build_services\n"
+        "from shared.config import Settings\n"
         "async def main():\n"
         "    services = await build_services(Settings.from_env())\n"
         "    result = await services.conversations.chat('alice', 'what is my name?', sys.argv[1], route='local')\n"
@@ -340,11 +346,11 @@ def test_azure_endpoint_without_key_uses_entra_tokens_and_never_a_key() -> None:
 
 async def test_session_analytics_count_every_turn_even_when_cosmos_lost_some(services: Services) -> None:
     """Cosmos is derived data (in Azure its TTL can expire old turns of a long-lived session): Blob decides."""
-    from shared.metadata import turn_document_id
+    from shared.storage.documents import turn_document_id
 
     one = await services.conversations.chat("alice", "hi")
     await services.conversations.chat("alice", HARD, one.session_id)
-    await services.metadata.turns.delete_item(
+    await services.metadata.database.container("turns").delete_item(
         turn_document_id("alice", one.session_id, 1), partition_key=one.session_id
     )
     result = await services.conversations.session_analytics("alice", one.session_id)

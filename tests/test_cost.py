@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.conversation import cost_of
-from shared.records import TurnRecord, analytics
-from shared.settings import Price, Settings
+from shared.config import Settings
+from shared.domain.analytics import analytics
+from shared.domain.pricing import Price, cost_of
+from shared.domain.records import TurnRecord
 from tests.fixtures_app import LiveServer
 from tools.fake_model import Behaviour, FakeModelServer
 

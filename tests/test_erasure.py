@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
-from shared.erasure import erase_user, find_sessions
-from shared.records import owner_key
-from shared.runtime import Services
-from shared.snapshots import SessionBusy
-from tests.api_helpers import client, principal, stored_blobs
+from shared.app import Services
+from shared.domain.errors import SessionBusy
+from shared.domain.ids import owner_key
+from tests.api_helpers import client, drop_container, principal, stored_blobs
 from tests.fixtures_app import LiveServer
 
 SECRET = "my locker code is 4711"
@@ -29,9 +28,9 @@ async def documents_of(services: Services, owner: str) -> dict[str, list[dict[st
     """Every Cosmos document whose subject is `owner`, by container (cross-partition reads, not our code)."""
     found: dict[str, list[dict[str, Any]]] = {}
     for name, container in (
-        ("turns", services.metadata.turns),
-        ("sessions", services.metadata.sessions),
-        ("audit", services.metadata.audit),
+        ("turns", services.metadata.database.container("turns")),
+        ("sessions", services.metadata.database.container("sessions")),
+        ("audit", services.metadata.database.container("audit")),
     ):
         items = container.query_items(
             "SELECT * FROM c WHERE c.userId = @owner", parameters=[{"name": "@owner", "value": owner}]
@@ -85,7 +84,7 @@ async def test_erasing_me_leaves_nothing_of_the_caller_and_everything_of_others(
     ]
     assert after["audit"][0]["details"] == {"sessions_deleted": 4, "records_deleted": receipt["records_deleted"]}
     assert SECRET not in json.dumps(after)
-    assert await find_sessions(services, alice_id) == set()
+    assert await services.erasure.find_sessions(alice_id) == set()
     bobs = await documents_of(services, bob_id)
     assert len(bobs["turns"]) == 1 and len(bobs["sessions"]) == 1
 
@@ -143,25 +142,30 @@ async def test_an_erasure_stopped_by_a_busy_session_is_completed_by_running_it_a
 
     async with services.snapshots.locked("alice", sessions[1]):  # a turn holds this one
         with pytest.raises(SessionBusy):
-            await erase_user(services, "alice", user_id="alice", actor="alice", busy_wait_seconds=0.01)
-    assert await find_sessions(services, "alice") == {sessions[1]}
+            await services.erasure.erase_user("alice", user_id="alice", actor="alice", busy_wait_seconds=0.01)
+    assert await services.erasure.find_sessions("alice") == {sessions[1]}
 
-    receipt = await erase_user(services, "alice", user_id="alice", actor="alice", busy_wait_seconds=0.01)
+    receipt = await services.erasure.erase_user("alice", user_id="alice", actor="alice", busy_wait_seconds=0.01)
 
     assert (receipt.sessions_deleted, receipt.records_deleted) == (1, 2)  # one turn record and one summary
-    assert await find_sessions(services, "alice") == set()
+    assert await services.erasure.find_sessions("alice") == set()
     assert await blobs_of(services, "alice") == []
     outcomes = sorted(doc["outcome"] for doc in (await documents_of(services, "alice"))["audit"])
     assert outcomes == ["busy", "ok"]
     assert (await services.snapshots.load("bob", other)).turns == 1
 
 
-async def test_an_erasure_whose_audit_proof_cannot_be_written_deletes_nothing(services: Services) -> None:
-    session_id = await chat(services, "alice", "keep me for now")
-    await services.metadata._database.delete_container(services.metadata.audit.id)  # Cosmos fails for audit only
+async def test_an_erasure_whose_audit_proof_cannot_be_written_deletes_nothing(
+    make_env: Callable[..., dict[str, str]], make_services: Callable[..., Any]
+) -> None:
+    env = make_env()
+    session_id = await chat(await make_services(env), "alice", "keep me for now")
+    # A process that may not recreate missing containers (as in Azure): Cosmos then fails for audit only.
+    services = await make_services({**env, "COSMOS_CREATE_RESOURCES": "false"})
+    await drop_container(env, "audit")
 
     with pytest.raises(CosmosResourceNotFoundError):
-        await erase_user(services, "alice", user_id="alice", actor="alice")
+        await services.erasure.erase_user("alice", user_id="alice", actor="alice")
 
     assert (await services.snapshots.load("alice", session_id)).turns == 1
     assert await services.metadata.summary("alice", session_id) is not None

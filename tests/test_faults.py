@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.records import ANONYMOUS_OWNER
+from shared.domain.ids import ANONYMOUS_OWNER
 from tests.api_helpers import SSE_TYPE, async_client, parse_sse, principal
 from tests.consistency import (
     assert_cosmos_matches_snapshot,

@@ -27,7 +27,7 @@ import pytest
 import schemathesis
 from schemathesis.checks import positive_data_acceptance
 
-from shared.openapi import document
+from shared.http.routes import document
 from tests.api_helpers import principal
 from tests.fixtures_app import LiveServer, service_env
 from tools.emulators import Azurite, CosmosEmulator

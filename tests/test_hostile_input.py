@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.records import ANONYMOUS_OWNER, owner_key
+from shared.domain.ids import ANONYMOUS_OWNER, owner_key
 from tests.api_helpers import client, principal
 from tests.consistency import store_state
 from tests.fixtures_app import LiveServer

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.portability import ImportLimits, export_document, imported_snapshot, plan_import
-from shared.settings import DEFAULT_SYSTEM_PROMPT
+from shared.agents.formats import ImportLimits
+from shared.config import DEFAULT_SYSTEM_PROMPT
+from shared.services.import_plan import export_document, imported_snapshot, plan_import
 from tests.api_helpers import client, principal, stored_blobs, stored_documents
 from tests.fixtures_app import LiveServer
 from tools.fake_model import FakeModelServer

@@ -15,9 +15,10 @@ import httpx
 import pytest
 from azure.storage.blob.aio import ContainerClient
 
-from shared.records import utc_iso
-from shared.runtime import Services
-from shared.snapshots import SessionBusy, SessionConflict, SnapshotStore
+from shared.app import Services
+from shared.domain.clock import utc_iso
+from shared.domain.errors import SessionBusy, SessionConflict
+from shared.storage.snapshots import SnapshotStore
 from tests.fixtures_app import LiveServer
 from tests.test_snapshots import T0, grow, make_entry
 from tools.fake_model import Behaviour, FakeModelServer

@@ -12,10 +12,11 @@ import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from pydantic import ValidationError
 
-from shared import api
-from shared.openapi import OPERATIONS, document
-from shared.routing import ROUTES
-from shared.settings import ID_PATTERN
+from shared.domain.ids import ID_PATTERN
+from shared.domain.routing import ROUTES
+from shared.http import models as api
+from shared.http.routes import ROUTE_TABLE as OPERATIONS
+from shared.http.routes import document
 from tests.api_helpers import assert_conforms, component_errors, documented_operation
 from tools.devserver import http_functions
 

@@ -13,10 +13,14 @@ from typing import Any
 import pytest
 from agent_framework import AgentSession, Content, Message
 
-from shared.conversation import cap_context, to_openai
-from shared.portability import (
+from shared.agents.formats import ImportLimits
+from shared.agents.session import payload_of
+from shared.domain.context import cap_context
+from shared.domain.messages import to_openai
+from shared.domain.records import Attempt, Entry, TurnRecord
+from shared.domain.sessions import Snapshot, new_snapshot
+from shared.services.import_plan import (
     EXPORT_SCHEMA,
-    ImportLimits,
     InvalidFork,
     InvalidImport,
     export_document,
@@ -25,8 +29,6 @@ from shared.portability import (
     openai_of,
     plan_import,
 )
-from shared.records import Attempt, Entry, TurnRecord
-from shared.snapshots import Snapshot, new_snapshot
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LATER = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
@@ -125,7 +127,7 @@ def test_imported_turn_records_are_marked_imported_without_routing_or_cost() -> 
 def test_imported_messages_restore_as_an_agent_session_that_the_turn_can_continue() -> None:
     result = plan("openai", OPENAI)
     snapshot = imported_snapshot(result, "imported1", "alice", NOW)
-    session = AgentSession.from_dict(snapshot.agent_session_payload())
+    session = AgentSession.from_dict(payload_of(snapshot))
     history = session.state["in_memory"]["messages"]
     assert all(isinstance(message, Message) for message in history)
     assert [message.role for message in history] == [message["role"] for message in OPENAI]
@@ -229,7 +231,7 @@ def test_an_agent_session_payload_imports_with_its_state_and_source_id() -> None
     assert result.lineage == {"kind": "import", "format": "agent_session", "source_session_id": "elsewhere-42"}
     imported = [message for entry in result.entries for message in entry.af_messages]
     assert imported == payload["state"]["in_memory"]["messages"]  # 1.x dicts pass through unchanged
-    restored = AgentSession.from_dict(imported_snapshot(result, "s2", "alice", NOW).agent_session_payload())
+    restored = AgentSession.from_dict(payload_of(imported_snapshot(result, "s2", "alice", NOW)))
     assert restored.state["preferences"] == {"tone": "terse"}
     assert [message.text for message in restored.state["in_memory"]["messages"]][2] == "Use `x is None`."
 

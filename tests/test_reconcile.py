@@ -8,10 +8,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from shared.metadata import turn_document
-from shared.reconcile import reconcile, reconcile_all
-from shared.records import summarize
-from shared.runtime import Services
+from shared.app import Services
+from shared.domain.sessions import summarize
+from shared.storage.documents import turn_document
 from tests.api_helpers import client, principal
 from tests.fixtures_app import LiveServer
 
@@ -25,7 +24,10 @@ async def chat(services: Services, owner: str, text: str, session_id: str | None
 async def all_documents(services: Services) -> dict[str, dict[str, dict[str, Any]]]:
     """Every turn and session document by id, system properties (etag, timestamp) included."""
     found: dict[str, dict[str, dict[str, Any]]] = {}
-    for name, container in (("turns", services.metadata.turns), ("sessions", services.metadata.sessions)):
+    for name, container in (
+        ("turns", services.metadata.database.container("turns")),
+        ("sessions", services.metadata.database.container("sessions")),
+    ):
         found[name] = {item["id"]: item async for item in container.query_items("SELECT * FROM c")}
     return found
 
@@ -46,7 +48,7 @@ async def test_reconcile_rebuilds_records_deleted_or_altered_behind_the_services
         await chat(services, "alice", text, long)
     short = await chat(services, "alice", "what is 2 + 2?")
     other = await chat(services, "bob", "hello")
-    turns, sessions = services.metadata.turns, services.metadata.sessions
+    turns, sessions = services.metadata.database.container("turns"), services.metadata.database.container("sessions")
     await turns.delete_item(f"alice.{long}.000002", partition_key=long)
     altered = await turns.read_item(f"alice.{long}.000001", partition_key=long)
     await turns.upsert_item({**altered, "backend": "apim", "cost": 12.5})
@@ -56,7 +58,7 @@ async def test_reconcile_rebuilds_records_deleted_or_altered_behind_the_services
     titled = await sessions.read_item(long, partition_key="alice")
     await sessions.upsert_item({**titled, "title": "Rate limiter"})  # a field reconcile does not own
 
-    report = await reconcile(services)
+    report = await services.reconcile.reconcile()
 
     assert report.to_dict() == {
         "sessions_checked": 3,
@@ -76,7 +78,7 @@ async def test_reconcile_writes_nothing_when_all_is_in_order(services: Services)
     await chat(services, "bob", "hello")
     before = await all_documents(services)
 
-    report = await reconcile_all(services)
+    report = await services.reconcile.all()
 
     assert report.to_dict() == {
         "sessions_checked": 2,
@@ -96,7 +98,7 @@ async def test_reconcile_of_an_owner_removes_the_records_of_sessions_whose_snaps
     await chat(services, "alice", "still soon gone", orphan)
     await services.snapshots.delete("alice", orphan)  # as if a delete had crashed before reaching Cosmos
 
-    report = await reconcile(services, owner="alice")
+    report = await services.reconcile.reconcile(owner="alice")
 
     assert (report.sessions_checked, report.orphans_removed, report.turns_repaired) == (2, 3, 0)  # 2 turns, 1 summary
     assert await services.metadata.summary("alice", orphan) is None
@@ -115,7 +117,7 @@ async def test_reconcile_refills_an_empty_cosmos_from_the_snapshots_that_survive
     fresh = await make_services({**env, "COSMOS_DATABASE": f"db-{uuid.uuid4().hex[:12]}"})
     assert await fresh.metadata.owner_turns("alice") == []
 
-    report = await reconcile_all(fresh)
+    report = await fresh.reconcile.all()
 
     assert (report.sessions_checked, report.turns_repaired, report.summaries_repaired) == (2, 3, 2)
     for owner, session_id in zip(("alice", "bob"), sessions, strict=True):
@@ -135,7 +137,7 @@ async def test_the_reconcile_route_is_for_admins_and_reports_its_repairs(
         client(server.url, principal("root-01", roles=["admin"])) as admin,
     ):
         session_id = alice.post("/chat", json={"message": "hello", "route": "local"}).json()["session_id"]
-        await services.metadata.sessions.delete_item(session_id, partition_key="alice-01")
+        await services.metadata.database.container("sessions").delete_item(session_id, partition_key="alice-01")
 
         refused = alice.post("/manage/reconcile")
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from azure.storage.blob.aio import ContainerClient
 
-from shared.redaction import Redactor, iban_valid, luhn_valid, parse_extra_patterns
-from shared.settings import Settings, SettingsError
+from shared.config import Settings, SettingsError
+from shared.domain.redaction import Redactor, iban_valid, luhn_valid, parse_extra_patterns
 from tools.fake_model import Behaviour, FakeModelServer
 
 MINIMAL = {"STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true", "COSMOS_ENDPOINT": "https://127.0.0.1:8081/"}

@@ -10,19 +10,12 @@ from typing import Any
 
 import pytest
 
-from shared.audit import RETENTION_ACTOR
-from shared.conversation import Conversations
-from shared.records import utc_iso
-from shared.retention import (
-    candidate_expression,
-    is_expired,
-    retention_cutoff,
-    run_job,
-    sweep,
-    tag_is_stale,
-)
-from shared.runtime import Services
-from shared.snapshots import SessionNotFound
+from shared.app import Services
+from shared.domain.audit import RETENTION_ACTOR
+from shared.domain.clock import utc_iso
+from shared.domain.errors import SessionNotFound
+from shared.services.conversations import Conversations
+from shared.services.retention import candidate_expression, is_expired, retention_cutoff, tag_is_stale
 from tools.fake_model import Behaviour, FakeModelServer
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -54,13 +47,13 @@ async def blob_names(services: Services, prefix: str = "") -> list[str]:
 
 
 async def cosmos_ids(services: Services, session_id: str) -> list[str]:
-    turns = services.metadata.turns.query_items(
+    turns = services.metadata.database.container("turns").query_items(
         "SELECT c.id FROM c WHERE c.sessionId = @s",
         parameters=[{"name": "@s", "value": session_id}],
         partition_key=session_id,
     )
     found = [item["id"] async for item in turns]
-    summaries = services.metadata.sessions.query_items(
+    summaries = services.metadata.database.container("sessions").query_items(
         "SELECT c.id FROM c WHERE c.id = @s", parameters=[{"name": "@s", "value": session_id}]
     )
     return found + [item["id"] async for item in summaries]
@@ -98,7 +91,7 @@ async def test_sweep_deletes_exactly_the_sessions_idle_longer_than_the_window(se
     just_inside = await session_at(services, CUTOFF + timedelta(seconds=1))
     fresh = await session_at(services, NOW - timedelta(hours=1), owner="bob")
 
-    report = await sweep(services, NOW)
+    report = await services.retention.sweep(NOW)
 
     assert (report.scanned, report.expired, report.deleted, report.skipped, report.failed) == (4, 2, 2, 2, 0)
     assert sorted(report.sessions) == sorted([f"alice/{old}", f"alice/{just_expired}"])
@@ -107,7 +100,12 @@ async def test_sweep_deletes_exactly_the_sessions_idle_longer_than_the_window(se
     for owner, session_id in (("alice", at_cutoff), ("alice", just_inside), ("bob", fresh)):
         assert await exists_everywhere(services, owner, session_id)
         assert (await services.snapshots.load(owner, session_id)).turns == 1
-    events = [item async for item in services.metadata.audit.query_items("SELECT * FROM c WHERE c.type = 'audit'")]
+    events = [
+        item
+        async for item in services.metadata.database.container("audit").query_items(
+            "SELECT * FROM c WHERE c.type = 'audit'"
+        )
+    ]
     assert sorted(event["sessionId"] for event in events) == sorted([old, just_expired])
     assert {(event["actor"], event["action"], event["outcome"]) for event in events} == {
         (RETENTION_ACTOR, "retention_delete", "ok")
@@ -120,12 +118,12 @@ async def test_a_session_with_a_stale_day_tag_is_kept_by_the_exact_timestamp_and
     tags = await blob.get_blob_tags()
     await blob.set_blob_tags({**tags, "lastActiveDay": "2025-12-01"})  # as if a tag write had failed
 
-    report = await sweep(services, NOW)
+    report = await services.retention.sweep(NOW)
 
     assert (report.scanned, report.deleted, report.skipped) == (1, 0, 1)
     assert await exists_everywhere(services, "alice", session_id)
     assert (await blob.get_blob_tags())["lastActiveDay"] == (NOW - timedelta(days=2)).strftime("%Y-%m-%d")
-    assert (await sweep(services, NOW)).scanned == 0  # no longer a candidate
+    assert (await services.retention.sweep(NOW)).scanned == 0  # no longer a candidate
 
 
 async def test_a_sweep_stopped_midway_or_crashed_midway_is_finished_by_the_next_run(services: Services) -> None:
@@ -138,17 +136,17 @@ async def test_a_sweep_stopped_midway_or_crashed_midway_is_finished_by_the_next_
     assert await services.snapshots.delete("alice", half_deleted)
     kept = await session_at(services, NOW - timedelta(days=1))
 
-    first = await sweep(services, NOW, batch_size=2, max_batches=1)
+    first = await services.retention.sweep(NOW, batch_size=2, max_batches=1)
     assert (first.scanned, first.deleted, first.complete) == (2, 2, False), first
 
-    second = await sweep(services, NOW, batch_size=2)
+    second = await services.retention.sweep(NOW, batch_size=2)
     assert second.complete and second.failed == 0
     assert (second.deleted, second.orphans_removed) == (2, 1)
     for session_id in (*expired, remnant, half_deleted):
         assert await gone_everywhere(services, "alice", session_id)
     assert await exists_everywhere(services, "alice", kept)
 
-    third = await sweep(services, NOW, batch_size=2)
+    third = await services.retention.sweep(NOW, batch_size=2)
     assert (third.scanned, third.deleted, third.orphans_found, third.failed) == (0, 0, 0, 0)
 
 
@@ -166,7 +164,7 @@ async def test_a_turn_running_during_the_sweep_keeps_its_session(
             await asyncio.sleep(0.02)
         assert len(models["local"].requests) == 2
 
-        report = await sweep(services, NOW)
+        report = await services.retention.sweep(NOW)
 
         assert (report.scanned, report.deleted, report.skipped) == (1, 0, 1)
     finally:
@@ -174,7 +172,7 @@ async def test_a_turn_running_during_the_sweep_keeps_its_session(
     assert result.turn == 2
     snapshot = await services.snapshots.load("alice", session_id)
     assert snapshot.turns == 2 and snapshot.updated_at == utc_iso(NOW)
-    assert (await sweep(services, NOW)).deleted == 0
+    assert (await services.retention.sweep(NOW)).deleted == 0
 
 
 async def test_a_dry_run_reports_what_would_go_and_deletes_nothing(make_services: Callable[..., Any]) -> None:
@@ -184,7 +182,7 @@ async def test_a_dry_run_reports_what_would_go_and_deletes_nothing(make_services
     orphan = await session_at(services, CUTOFF - timedelta(days=2))
     await services.snapshots.delete("alice", orphan)
 
-    job = await run_job(services, NOW)
+    job = await services.retention.run_job(NOW)
 
     report = job.retention
     assert report.dry_run and job.reconcile is None
@@ -197,9 +195,9 @@ async def test_a_dry_run_reports_what_would_go_and_deletes_nothing(make_services
 
 async def test_the_timer_job_also_reconciles_recently_active_sessions(services: Services) -> None:
     recent = await session_at(services, NOW - timedelta(hours=3))
-    await services.metadata.sessions.delete_item(recent, partition_key="alice")
+    await services.metadata.database.container("sessions").delete_item(recent, partition_key="alice")
 
-    job = await run_job(services, NOW)
+    job = await services.retention.run_job(NOW)
 
     assert job.reconcile is not None and job.reconcile.summaries_repaired == 1
     summary = await services.metadata.summary("alice", recent)
@@ -208,6 +206,6 @@ async def test_the_timer_job_also_reconciles_recently_active_sessions(services: 
 
 async def test_a_deleted_session_reads_as_missing_afterwards(services: Services) -> None:
     session_id = await session_at(services, CUTOFF - timedelta(days=1))
-    await sweep(services, NOW)
+    await services.retention.sweep(NOW)
     with pytest.raises(SessionNotFound):
         await services.conversations.get("alice", session_id)

@@ -10,7 +10,7 @@ import dataclasses
 
 import pytest
 
-from shared.routing import (
+from shared.domain.routing import (
     BACKENDS,
     ROUTER_VERSION,
     ROUTES,

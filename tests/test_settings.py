@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import SETTINGS_SPEC, Settings, SettingsError
+from shared.config import SETTINGS_SPEC, Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = {

@@ -9,18 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.storage.blob.aio import ContainerClient
 
-from shared.records import Entry, TurnRecord, utc_iso
-from shared.snapshots import (
-    SCHEMA_VERSION,
-    SessionBusy,
-    SessionConflict,
-    SessionNotFound,
-    SnapshotCorrupt,
-    SnapshotStore,
-    decode_journal,
-    encode_journal_member,
-    new_snapshot,
-)
+from shared.domain.clock import utc_iso
+from shared.domain.errors import SessionBusy, SessionConflict, SessionNotFound, SnapshotCorrupt
+from shared.domain.records import Entry, TurnRecord
+from shared.domain.sessions import new_snapshot
+from shared.storage.codec import SCHEMA_VERSION, decode_journal, encode_journal_member
+from shared.storage.snapshots import SnapshotStore
 
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 

@@ -27,8 +27,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from shared import telemetry
-from shared.settings import Settings, SettingsError
+from shared.config import Settings, SettingsError
+from shared.observability import setup as telemetry
 from tests.fixtures_app import LiveServer
 from tools.fake_model import Behaviour, FakeModelServer
 
@@ -305,8 +305,8 @@ PROBE = """
 import json, os, sys
 from opentelemetry import trace
 import function_app
-from shared import telemetry
-from shared.settings import Settings
+from shared.observability import setup as telemetry
+from shared.config import Settings
 
 def state():
     with trace.get_tracer("probe").start_as_current_span("probe") as span:

@@ -76,7 +76,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(*, reconcile_on_start: bool = False) -> Starlette:
     """The Starlette app. `reconcile_on_start` rebuilds Cosmos metadata from the Blob snapshots first: the
     Cosmos emulator starts empty on every run while Azurite keeps its data, and Blob is the source of truth."""
-    from shared.runtime import close_services, get_services
+    from shared.app import close_services, get_services
 
     routes: dict[str, list[tuple[list[str], Callable[[Any], Awaitable[Response]]]]] = {}
     for route, methods, user_function in http_functions():
@@ -92,9 +92,7 @@ def create_app(*, reconcile_on_start: bool = False) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if reconcile_on_start:
-            from shared.reconcile import reconcile_all
-
-            report = await reconcile_all(await get_services())
+            report = await (await get_services()).reconcile.all()
             logger.info("metadata rebuilt from Blob: %s", report)
         yield
         await close_services()

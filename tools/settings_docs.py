@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from shared.settings import SETTINGS_SPEC
+from shared.config import SETTINGS_SPEC
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "local.settings.sample.json"

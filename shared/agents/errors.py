@@ -1,0 +1,47 @@
+"""Classification of model-call failures: whatever the SDK stack raised, as one of our `ModelCallError` kinds.
+
+The kinds decide what a turn does next: connection, timeout, rate_limited, server and auth are worth trying
+another backend (`ModelCallError.retryable`); rejected (a 400) would fail anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+
+from shared.domain.errors import ModelCallError
+
+
+def classify(backend: str, exc: BaseException) -> ModelCallError:
+    """Map whatever the SDK stack raised (Agent Framework wraps the openai error) to one of our kinds."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, openai.APITimeoutError | TimeoutError):
+            return ModelCallError(backend, "timeout")
+        if isinstance(current, openai.APIConnectionError | ConnectionError):
+            return ModelCallError(backend, "connection")
+        if isinstance(current, openai.APIStatusError):
+            status = current.status_code
+            if status == 429:
+                return ModelCallError(backend, "rate_limited", status, _retry_after(current.response))
+            if status >= 500:
+                return ModelCallError(backend, "server", status, _retry_after(current.response))
+            if status in (401, 403):
+                return ModelCallError(backend, "auth", status)
+            return ModelCallError(backend, "rejected", status)
+        inner = getattr(current, "inner_exception", None)
+        current = inner if isinstance(inner, BaseException) else (current.__cause__ or current.__context__)
+    return ModelCallError(backend, "error")
+
+
+def _retry_after(response: Any) -> float | None:
+    if response is None:
+        return None
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,77 @@
+"""Routing analytics over turn records (one session's or an owner's), aggregated here rather than in SQL."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shared.domain.pricing import Price
+from shared.domain.records import TurnRecord
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile: a value that was really observed, stable for small samples."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def analytics(
+    records: Sequence[TurnRecord],
+    all_cloud: Price | None = None,
+    all_cloud_basis: str = "no all-cloud reference price was given",
+) -> dict[str, Any]:
+    """Distribution, switches, fallbacks, latency, tokens and cost by backend, and the all-cloud comparison.
+
+    `all_cloud` is the price the same tokens would have cost had every turn gone to the cloud backend; the
+    caller picks it (and says why it is None in `all_cloud_basis`), so this stays pure.
+    """
+    distribution: dict[str, int] = {}
+    latencies: dict[str, list[float]] = {}
+    tokens: dict[str, dict[str, int]] = {}
+    cost: dict[str, float] = {}
+    for record in records:
+        if record.backend is None:
+            continue
+        backend = record.backend
+        distribution[backend] = distribution.get(backend, 0) + 1
+        if record.latency_ms is not None:
+            latencies.setdefault(backend, []).append(float(record.latency_ms))
+        bucket = tokens.setdefault(backend, {"input": 0, "output": 0})
+        bucket["input"] += record.input_tokens
+        bucket["output"] += record.output_tokens
+        cost[backend] = round(cost.get(backend, 0.0) + record.cost, 8)
+    total_cost = round(sum(cost.values()), 8)
+    return {
+        "total_exchanges": len(records),
+        "routing_distribution": distribution,
+        "model_switches": sum(1 for record in records if record.switched_from),
+        "fallbacks": sum(1 for record in records if record.fallback_chain),
+        "latency_ms": {
+            backend: {"mean": round(sum(values) / len(values), 3), "p95": round(percentile(values, 0.95), 3)}
+            for backend, values in latencies.items()
+        },
+        "tokens": tokens,
+        "cost": cost,
+        "total_cost": total_cost,
+        **all_cloud_comparison(tokens, total_cost, all_cloud, all_cloud_basis),
+    }
+
+
+def all_cloud_comparison(
+    tokens: Mapping[str, Mapping[str, int]], total_cost: float, price: Price | None, basis: str
+) -> dict[str, Any]:
+    """What the same tokens would have cost on the cloud backend, and how much routing saved (negative: lost)."""
+    if price is None:
+        return {"all_cloud_cost": None, "saved_vs_all_cloud": None, "all_cloud_basis": basis}
+    input_tokens = sum(bucket["input"] for bucket in tokens.values())
+    output_tokens = sum(bucket["output"] for bucket in tokens.values())
+    all_cloud_cost = price.cost(input_tokens, output_tokens)
+    return {
+        "all_cloud_cost": all_cloud_cost,
+        "saved_vs_all_cloud": round(all_cloud_cost - total_cost, 8),
+        "all_cloud_basis": basis,
+    }

@@ -1,0 +1,134 @@
+"""The one error mapper: every failure becomes a JSON error with a status, or a 500 with a correlation id.
+
+Validation -> 400/422 naming the field; unknown or foreign session -> 404 (the same answer for both, so
+existence is not disclosed); a concurrent turn -> 409 with Retry-After; too large -> 413; backends down
+-> 429/502/503/504 with Retry-After where waiting helps. An unexpected failure is logged with a correlation
+id and answered with that id only: `str(exc)` never goes to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi.responses import JSONResponse
+
+from shared.config import SettingsError
+from shared.domain.backends import ROUTES
+from shared.domain.errors import (
+    AllBackendsFailed,
+    BackendNotConfigured,
+    InvalidCursor,
+    InvalidFork,
+    InvalidImport,
+    InvalidMessage,
+    ModelCallError,
+    NoBackendConfigured,
+    SessionBusy,
+    SessionConflict,
+    SessionExists,
+    SessionNotFound,
+    UnknownRoute,
+)
+from shared.domain.ids import InvalidId
+from shared.http.models import ErrorBody, ErrorResponse
+from shared.storage.errors import is_transient
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+    def model(self, correlation_id: str | None = None) -> ErrorBody:
+        return ErrorBody(code=self.code, message=self.message, field=self.field, correlation_id=correlation_id)
+
+
+def not_found() -> ApiError:
+    # The same answer for "does not exist" and "belongs to someone else": existence is not disclosed.
+    return ApiError(404, "session_not_found", "No such session.")
+
+
+def _retry_after(seconds: float | None, default: int) -> dict[str, str]:
+    value = default if seconds is None else max(1, round(seconds))
+    return {"Retry-After": str(value)}
+
+
+def _backends_failed(exc: AllBackendsFailed) -> ApiError:
+    last = exc.last
+    status = 504 if all(attempt.error == "timeout" for attempt in exc.attempts) else 502
+    if last.kind == "rate_limited":
+        status = 429
+    headers = _retry_after(last.retry_after, 5) if last.kind in ("rate_limited", "server") else {}
+    tried = ", ".join(f"{attempt.backend} ({attempt.error})" for attempt in exc.attempts)
+    return ApiError(status, "backends_failed", f"Every backend failed: {tried}.", headers=headers)
+
+
+def to_api_error(exc: BaseException) -> ApiError | None:
+    """Our error for a known failure, or None for an unexpected one (a 500 with a correlation id)."""
+    match exc:
+        case ApiError():
+            return exc
+        case InvalidId():
+            return ApiError(400 if exc.field == "continuation" else 422, "invalid_id", str(exc), exc.field)
+        case InvalidMessage():
+            return ApiError(413 if exc.too_long else 422, "invalid_message", str(exc), exc.field)
+        case UnknownRoute():
+            return ApiError(422, "invalid_route", f"route must be one of {', '.join(ROUTES)}", "route")
+        case BackendNotConfigured():
+            return ApiError(422, "backend_not_configured", str(exc), "route")
+        case NoBackendConfigured():
+            return ApiError(503, "no_backend", "No model backend is configured.", headers={"Retry-After": "60"})
+        case InvalidCursor():
+            return ApiError(400, "invalid_continuation", str(exc), "continuation")
+        case InvalidImport():
+            return ApiError(422, "invalid_import", str(exc), exc.field)
+        case InvalidFork():
+            return ApiError(422, "invalid_request", str(exc), exc.field)
+        case SessionExists():
+            return ApiError(409, "session_exists", "You already have a session with this id.", "session_id")
+        case SessionNotFound():
+            return not_found()
+        case SessionBusy():
+            message = "Another turn is running on this session; retry shortly."
+            return ApiError(409, "session_busy", message, headers={"Retry-After": str(SessionBusy.retry_after_seconds)})
+        case SessionConflict():
+            return ApiError(409, "session_conflict", "The session changed while this turn ran; nothing was saved.")
+        case AllBackendsFailed():
+            return _backends_failed(exc)
+        case ModelCallError():
+            return ApiError(502, "backend_rejected", f"The {exc.backend} backend refused the request ({exc.kind}).")
+        case SettingsError():
+            # Names the setting (never a secret: keys are not validated for shape, so never echoed).
+            return ApiError(503, "misconfigured", f"The service is misconfigured: {exc}", headers={"Retry-After": "60"})
+    if is_transient(exc):
+        return ApiError(
+            503, "storage_unavailable", "Storage is unavailable; retry shortly.", headers={"Retry-After": "5"}
+        )
+    return None
+
+
+def internal_error(exc: BaseException, what: str = "unhandled error") -> ErrorBody:
+    """A 500's body: a fresh correlation id, logged with the exception (which never reaches the client)."""
+    correlation_id = uuid.uuid4().hex
+    logger.error("%s, correlation id %s", what, correlation_id, exc_info=exc)
+    return ErrorBody(code="internal", message="Internal error.", correlation_id=correlation_id)
+
+
+def error_response(exc: BaseException) -> JSONResponse:
+    api_error = to_api_error(exc)
+    if api_error is None:
+        body = ErrorResponse(error=internal_error(exc))
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=500)
+    if api_error.status >= 500:
+        logger.warning("request failed with %d %s", api_error.status, api_error.code)
+    body = ErrorResponse(error=api_error.model())
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=api_error.status, headers=api_error.headers)

@@ -1,0 +1,1 @@
+"""The route handlers, one module per area; each takes a `Call` and returns a response."""

@@ -1,0 +1,47 @@
+"""Chat and resume: a turn as JSON or as Server-Sent Events."""
+
+from __future__ import annotations
+
+from fastapi.responses import Response
+
+from shared.http.call import Call
+from shared.http.models import ChatRequest, ResumeRequest, ResumeResponse
+from shared.http.responses import chat_model, json_response, session_model
+from shared.http.streaming import sse_response
+
+
+async def chat(call: Call) -> Response:
+    body = await call.body(ChatRequest)
+    owner = call.caller.owner
+    services = await call.services()
+    if body.stream or "text/event-stream" in call.request.headers.get("accept", "").lower():
+        turn = services.conversations.turn(owner, body.message, body.session_id, body.route)
+        events = services.audit.audited_stream(owner, body.session_id, turn)
+        try:
+            first = await events.__anext__()
+        except BaseException:
+            await events.aclose()
+            raise
+        return sse_response(first, events)
+    action = "continue" if body.session_id else "create"
+    async with services.audit.audited(owner, body.session_id, action) as audited:
+        result = await services.conversations.chat(owner, body.message, body.session_id, body.route)
+        audited.session_id = result.session_id
+    return json_response(chat_model(result))
+
+
+async def resume_session(call: Call) -> Response:
+    session_id = call.param("session_id")
+    body = await call.body(ResumeRequest, optional=True)
+    owner = call.caller.owner
+    services = await call.services()
+    conversations = services.conversations
+    answer = None
+    async with services.audit.audited(owner, session_id, "read" if body.message is None else "continue"):
+        if body.message is not None:
+            answer = chat_model(await conversations.chat(owner, body.message, session_id, body.route))
+        view = await conversations.get(owner, session_id)
+    resumed = session_model(view).model_dump()
+    if answer is not None:
+        resumed |= answer.model_dump(exclude={"session_id", "created"})
+    return json_response(ResumeResponse.model_validate(resumed), exclude_unset=True)

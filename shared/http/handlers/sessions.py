@@ -1,0 +1,61 @@
+"""Reading, listing, deleting and analysing sessions."""
+
+from __future__ import annotations
+
+from fastapi.responses import Response
+
+from shared.http.call import Call
+from shared.http.errors import ApiError, not_found
+from shared.http.models import SessionList
+from shared.http.responses import analytics_model, json_response, session_model, summary_model
+
+
+async def list_sessions(call: Call) -> Response:
+    params = call.request.query_params
+    unknown = set(params) - {"limit", "continuation"}
+    if unknown:
+        raise ApiError(422, "invalid_request", f"Unknown query parameter '{sorted(unknown)[0]}'.", sorted(unknown)[0])
+    raw_limit = params.get("limit", "20")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+        raise ApiError(422, "invalid_request", "limit must be an integer from 1 to 100.", "limit")
+    cursor = params.get("continuation") or None
+    if cursor is not None and len(cursor) > 512:
+        raise ApiError(400, "invalid_continuation", "continuation token is not valid", "continuation")
+    owner = call.caller.owner
+    services = await call.services()
+    sessions, next_cursor = await services.conversations.list_sessions(owner, int(raw_limit), cursor)
+    return json_response(SessionList(sessions=[summary_model(item) for item in sessions], continuation=next_cursor))
+
+
+async def get_session(call: Call) -> Response:
+    session_id = call.param("session_id")
+    owner = call.caller.owner
+    services = await call.services()
+    async with services.audit.audited(owner, session_id, "read"):
+        view = await services.conversations.get(owner, session_id)
+    return json_response(session_model(view))
+
+
+async def delete_session(call: Call) -> Response:
+    session_id = call.param("session_id")
+    owner = call.caller.owner
+    services = await call.services()
+    async with services.audit.audited(owner, session_id, "delete"):
+        if not await services.conversations.delete(owner, session_id):
+            raise not_found()
+    return Response(status_code=204)
+
+
+async def session_analytics(call: Call) -> Response:
+    session_id = call.param("session_id")
+    owner = call.caller.owner
+    services = await call.services()
+    async with services.audit.audited(owner, session_id, "read_analytics"):
+        result = await services.conversations.session_analytics(owner, session_id)
+    return json_response(analytics_model(result), exclude_unset=True)
+
+
+async def owner_analytics(call: Call) -> Response:
+    owner = call.caller.owner
+    services = await call.services()
+    return json_response(analytics_model(await services.conversations.owner_analytics(owner)), exclude_unset=True)

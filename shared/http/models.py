@@ -1,0 +1,242 @@
+"""The HTTP shapes: pydantic models that validate requests, serialize responses and generate the OpenAPI
+document. One model per documented shape; handlers build responses from these, never by hand."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from shared.domain.backends import ROUTES
+from shared.domain.ids import ID_PATTERN
+from shared.services.import_plan import FORMATS
+
+RouteName = Literal["auto", "local", "cloud", "foundry", "apim"]
+assert set(RouteName.__args__) == set(ROUTES)  # type: ignore[attr-defined]  # the model and the router agree
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ChatRequest(_Strict):
+    message: str = Field(description="The user's message.", min_length=1)
+    session_id: str | None = Field(
+        None, description="Continue this session; omit to start a new one.", pattern=ID_PATTERN.pattern
+    )
+    route: RouteName = Field("auto", description="Force a backend, or let the router decide.")
+    stream: bool = Field(False, description="Answer as Server-Sent Events (same as Accept: text/event-stream).")
+
+
+class ResumeRequest(_Strict):
+    message: str | None = Field(
+        None, description="Optionally continue the conversation with this message.", min_length=1
+    )
+    route: RouteName = Field("auto", description="Force a backend for the continuing message.")
+
+
+class RouteInfo(BaseModel):
+    backend: str
+    model: str
+    complexity: float | None
+    reason: str
+    switched_from: str | None
+    fallback_from: str | None
+    router_version: str | None = None
+    fallback_chain: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Usage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+
+
+class ChatResponse(BaseModel):
+    session_id: str
+    turn: int
+    reply: str
+    route: RouteInfo
+    usage: Usage
+    latency_ms: float
+    cost: float
+    created: bool = Field(description="True when this turn started a new session.")
+
+
+def _no_additional_properties_key(schema: dict[str, Any]) -> None:
+    # Extra fields are kept when serializing (tool_calls, tool_call_id of an imported tool exchange); JSON
+    # Schema allows additional properties when the key is absent, so pydantic's explicit `true` is dropped.
+    schema.pop("additionalProperties", None)
+
+
+class OpenAIMessage(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra=_no_additional_properties_key)
+
+    role: str
+    content: str
+
+
+class Summary(BaseModel):
+    session_id: str
+    created_at: str
+    last_active: str
+    turns: int
+    backends: dict[str, int]
+    switches: int
+    fallbacks: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+
+
+class SessionResponse(BaseModel):
+    session_id: str
+    messages: list[OpenAIMessage]
+    turns: list[dict[str, Any]]
+    summary: Summary
+    lineage: dict[str, Any] | None = Field(
+        None, description="Where the session came from: a fork's source session and turn, or an import's format."
+    )
+
+
+class ResumeResponse(SessionResponse):
+    turn: int | None = None
+    reply: str | None = None
+    route: RouteInfo | None = None
+    usage: Usage | None = None
+    latency_ms: float | None = None
+    cost: float | None = None
+
+
+class SessionList(BaseModel):
+    sessions: list[Summary]
+    continuation: str | None = Field(description="Pass as `continuation` for the next page; null on the last.")
+
+
+class LatencyStats(BaseModel):
+    mean: float
+    p95: float
+
+
+class TokenStats(BaseModel):
+    input: int
+    output: int
+
+
+class Analytics(BaseModel):
+    session_id: str | None = None
+    total_exchanges: int
+    routing_distribution: dict[str, int]
+    model_switches: int
+    fallbacks: int
+    latency_ms: dict[str, LatencyStats]
+    tokens: dict[str, TokenStats]
+    cost: dict[str, float]
+    total_cost: float
+    all_cloud_cost: float | None = Field(
+        None, description="What the same tokens would have cost on the cloud backend; null when there is no price."
+    )
+    saved_vs_all_cloud: float | None = Field(
+        None, description="all_cloud_cost - total_cost (negative: routing cost more)."
+    )
+    all_cloud_basis: str | None = Field(None, description="The price used for all_cloud_cost, or why it is null.")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    storage: str
+    cosmos: str
+    backends: dict[str, dict[str, str]]
+
+
+class ErasureReceipt(BaseModel):
+    user_id: str = Field(description="The principal id whose data was erased.")
+    sessions_deleted: int
+    records_deleted: int = Field(description="Cosmos DB documents removed (turn records, summaries, audit events).")
+    completed_at: str
+
+
+class AuditEventInfo(BaseModel):
+    id: str
+    session_id: str
+    action: str
+    outcome: str
+    at: str
+    actor: str = Field(description="Owner key of who acted, or system:retention.")
+    admin: bool
+    details: dict[str, int]
+
+
+class AuditTrail(BaseModel):
+    session_id: str
+    events: list[AuditEventInfo]
+
+
+class ReconcileRequest(_Strict):
+    owner: str | None = Field(
+        None, description="Only this user's sessions (principal id).", min_length=1, max_length=256
+    )
+    session_id: str | None = Field(None, description="Only this session.", pattern=ID_PATTERN.pattern)
+
+
+class ReconcileReport(BaseModel):
+    sessions_checked: int
+    turns_repaired: int
+    summaries_repaired: int
+    orphans_removed: int
+    failed: int
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    correlation_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+ImportFormat = Literal["openai", "agent_session", "agent_thread_legacy", "export"]
+assert set(ImportFormat.__args__) == set(FORMATS)  # type: ignore[attr-defined]
+
+
+class ImportRequest(_Strict):
+    format: ImportFormat = Field(
+        description="openai: a list of chat messages; agent_session: an AgentSession.to_dict() payload; "
+        "agent_thread_legacy: a pre-1.0 AgentThread serialization; export: a document from GET .../export."
+    )
+    data: Any = Field(description="The conversation, in the given format.")
+    session_id: str | None = Field(
+        None, description="Id of the new session; omit to get a generated one.", pattern=ID_PATTERN.pattern
+    )
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type and JSON Schema's `integer` includes 3.0: take a whole float as the int it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+class ForkRequest(_Strict):
+    at_turn: Annotated[int, BeforeValidator(_integral)] = Field(
+        description="The last turn the new session keeps (1 to the session's turns).", ge=1
+    )
+
+
+class ExportEnvelope(BaseModel):
+    session_id: str
+    created_at: str
+    updated_at: str
+    agent_framework_version: str
+    lineage: dict[str, Any] | None
+    turns: int
+
+
+class ExportDocument(BaseModel):
+    schema_name: Literal["hybrid-llm-router.export"] = Field(alias="schema")
+    schema_version: int
+    exported_at: str
+    session: ExportEnvelope
+    messages: list[OpenAIMessage]
+    agent_session: dict[str, Any] = Field(description="The AgentSession.to_dict() payload of the whole session.")
+    turns: list[dict[str, Any]] = Field(description="Every turn record, each with its message_count.")

@@ -1,0 +1,79 @@
+"""A turn as Server-Sent Events: route, delta..., fallback, then done (the JSON answer) or error.
+
+Once the first event is out the status line is gone, so a failure travels as an `error` event carrying the
+status it would have had.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from fastapi.responses import StreamingResponse
+
+from shared.domain.errors import StreamBroken
+from shared.http.errors import ApiError, internal_error, to_api_error
+from shared.http.responses import chat_model
+from shared.services.events import Delta, FallbackTaken, RouteChosen, TurnCompleted, TurnEvent
+
+logger = logging.getLogger(__name__)
+
+
+def sse_response(first: TurnEvent, events: AsyncGenerator[TurnEvent, None]) -> StreamingResponse:
+    return StreamingResponse(
+        _stream(first, events),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def _event_json(event: TurnEvent) -> tuple[str, dict[str, Any]]:
+    match event:
+        case RouteChosen():
+            decision = event.decision
+            return "route", {
+                "session_id": event.session_id,
+                "turn": event.turn,
+                "backend": decision.backend,
+                "model": event.model,
+                "complexity": decision.complexity,
+                "reason": decision.reason,
+                "switched_from": decision.switched_from,
+                "router_version": decision.router_version,
+            }
+        case Delta():
+            return "delta", {"text": event.text}
+        case FallbackTaken():
+            return "fallback", {"from": event.failed.backend, "error": event.failed.error, "to": event.next_backend}
+        case TurnCompleted():
+            return "done", chat_model(event.result).model_dump(mode="json")
+    raise TypeError(f"unknown event {event!r}")  # pragma: no cover
+
+
+def _error_event(exc: BaseException) -> bytes:
+    if isinstance(exc, StreamBroken):
+        message = f"The {exc.error.backend} backend failed mid-answer; nothing was saved."
+        api_error: ApiError | None = ApiError(502, "stream_broken", message)
+    else:
+        api_error = to_api_error(exc)
+    if api_error is None:
+        body = internal_error(exc, "turn failed mid-stream").model_dump(exclude_none=True)
+        return _sse("error", {**body, "status": 500})
+    return _sse("error", {**api_error.model().model_dump(exclude_none=True), "status": api_error.status})
+
+
+async def _stream(first: TurnEvent, events: AsyncGenerator[TurnEvent, None]) -> AsyncIterator[bytes]:
+    yield _sse(*_event_json(first))
+    try:
+        async for event in events:
+            yield _sse(*_event_json(event))
+    except Exception as exc:  # noqa: BLE001 - the status line is gone; the error travels as an event
+        yield _error_event(exc)
+    finally:
+        await events.aclose()

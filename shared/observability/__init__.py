@@ -1,0 +1,1 @@
+"""Observability: OpenTelemetry spans and metrics everywhere (no-op until configured), Azure Monitor set-up."""

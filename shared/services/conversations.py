@@ -1,0 +1,155 @@
+"""Conversations: a turn start to end, and reading, listing, deleting and analysing sessions.
+
+Everything the HTTP layer needs about conversations goes through `Conversations`; it knows nothing of HTTP.
+The turn itself is `TurnRunner` (`turn.py`); this class validates the request before any storage call,
+loads the session under its lease (one turn at a time) and hands the turn over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from shared.agents.backends import Backend
+from shared.config import Settings
+from shared.domain.analytics import analytics
+from shared.domain.backends import ROUTES
+from shared.domain.clock import utc_now
+from shared.domain.errors import InvalidMessage, UnknownRoute
+from shared.domain.ids import new_session_id, validate_id
+from shared.domain.pricing import Price
+from shared.domain.sessions import SessionSummary, new_snapshot, summary_of
+from shared.observability.spans import tracer
+from shared.services.events import SessionView, TurnCompleted, TurnEvent, TurnResult
+from shared.services.removal import remove_session
+from shared.services.turn import Turn, TurnRunner
+from shared.storage.metadata import MetadataStore
+from shared.storage.snapshots import SnapshotStore
+
+
+class Conversations:
+    def __init__(
+        self,
+        settings: Settings,
+        snapshots: SnapshotStore,
+        metadata: MetadataStore,
+        backends: Mapping[str, Backend],
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._settings = settings
+        self._snapshots = snapshots
+        self._metadata = metadata
+        self._backends = backends
+        self._clock = clock
+        self._runner = TurnRunner(settings, snapshots, metadata, backends, clock)
+
+    @property
+    def configured(self) -> tuple[str, ...]:
+        return tuple(self._backends)
+
+    def _check_message(self, message: object) -> str:
+        if not isinstance(message, str):
+            raise InvalidMessage("message must be a string")
+        if not message.strip():
+            raise InvalidMessage("message must not be empty")
+        if len(message) > self._settings.message_max_chars:
+            raise InvalidMessage(f"message is longer than {self._settings.message_max_chars} characters")
+        return message
+
+    # ---- a turn ------------------------------------------------------------------------------------------------
+
+    async def turn(
+        self, owner: str, message: str, session_id: str | None = None, route: str = "auto", *, stream: bool = True
+    ) -> AsyncGenerator[TurnEvent, None]:
+        """Run one turn; yields events. Raises before the first event when the request is refused.
+
+        With `stream=False` the model answers in one piece (no `Delta` events): cheaper when nobody watches.
+        """
+        validate_id(owner, "owner")
+        message = self._check_message(message)
+        if route not in ROUTES:
+            raise UnknownRoute(route)
+        if session_id is None:
+            started = self._clock()
+            turn = Turn(new_snapshot(new_session_id(), owner, started), message, route, stream, None, started)
+            async for event in self._runner.run(turn):
+                yield event
+            return
+        validate_id(session_id)
+        async with self._snapshots.locked(owner, session_id) as lock:
+            with tracer.start_as_current_span("llmrouter.snapshot.load"):
+                snapshot = await self._snapshots.load(owner, session_id)
+            async for event in self._runner.run(Turn(snapshot, message, route, stream, lock, self._clock())):
+                yield event
+
+    async def chat(self, owner: str, message: str, session_id: str | None = None, route: str = "auto") -> TurnResult:
+        result: TurnResult | None = None
+        async for event in self.turn(owner, message, session_id, route, stream=False):
+            if isinstance(event, TurnCompleted):
+                result = event.result
+        if result is None:  # pragma: no cover - the stream always ends with TurnCompleted or raises
+            raise RuntimeError("turn ended without a result")
+        return result
+
+    # ---- reading, listing, deleting -----------------------------------------------------------------------------
+
+    async def get(self, owner: str, session_id: str) -> SessionView:
+        validate_id(owner, "owner")
+        validate_id(session_id)
+        snapshot = await self._snapshots.load(owner, session_id)
+        return SessionView(snapshot, summary_of(snapshot))
+
+    async def list_sessions(
+        self, owner: str, limit: int, cursor: str | None = None
+    ) -> tuple[list[SessionSummary], str | None]:
+        validate_id(owner, "owner")
+        return await self._metadata.list_sessions(owner, limit, cursor)
+
+    async def delete(self, owner: str, session_id: str) -> bool:
+        """Erase the snapshot and every Cosmos record; True if anything existed."""
+        validate_id(owner, "owner")
+        validate_id(session_id)
+        existed, _ = await remove_session(self._snapshots, self._metadata, owner, session_id)
+        return existed
+
+    # ---- analytics and health ----------------------------------------------------------------------------------
+
+    async def session_analytics(self, owner: str, session_id: str) -> dict[str, Any]:
+        validate_id(owner, "owner")
+        validate_id(session_id)
+        records = await self._metadata.session_turns(owner, session_id)
+        summary = await self._metadata.summary(owner, session_id) if records else None
+        if not records or summary is None or len(records) < summary.turns:
+            # Blob is the source of truth. Cosmos can lack turns: a failed metadata write not yet reconciled,
+            # an emulator restarted empty, or (in Azure) container TTL expiring the oldest turn records of a
+            # conversation that stayed active for longer than the retention window.
+            records = (await self._snapshots.load(owner, session_id)).records
+        return {"session_id": session_id, **analytics(records, *self._all_cloud_reference())}
+
+    async def owner_analytics(self, owner: str) -> dict[str, Any]:
+        validate_id(owner, "owner")
+        return analytics(await self._metadata.owner_turns(owner), *self._all_cloud_reference())
+
+    def _all_cloud_reference(self) -> tuple[Price | None, str]:
+        """The cloud backend's price for "saved versus all-cloud", or None and why there is none."""
+        cloud = self._settings.backends.get("cloud")
+        if cloud is None:
+            return None, "no cloud backend is configured, so there is no all-cloud price to compare with"
+        price = self._settings.price("cloud", cloud.model)
+        if price is None:
+            return None, f"PRICE_TABLE has no price for cloud:{cloud.model} or cloud"
+        return price, (
+            f"every token at the cloud backend's price for {cloud.model}: {price.input_per_million:g} USD input "
+            f"and {price.output_per_million:g} USD output per million tokens"
+        )
+
+    async def health(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {}
+        for name, probe in (("storage", self._snapshots.ping), ("cosmos", self._metadata.ping)):
+            try:
+                await probe()
+                checks[name] = "ok"
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                checks[name] = f"unavailable ({type(exc).__name__})"
+        return checks

@@ -1,0 +1,89 @@
+"""Import, export and fork over the two stores (the plans themselves are pure: `import_plan.py`).
+
+The whole new session is written to Blob in one create (the source of truth; nothing is written before
+every check passed), then its records go to Cosmos, which is derived: a failed metadata write is logged and
+left to reconcile, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from shared.agents.formats import ImportLimits
+from shared.config import Settings
+from shared.domain.clock import utc_now
+from shared.domain.errors import SessionConflict, SessionExists
+from shared.domain.ids import new_session_id, validate_id
+from shared.domain.redaction import Redactor
+from shared.domain.sessions import Snapshot, summary_of
+from shared.services.events import SessionView
+from shared.services.import_plan import export_document, fork_snapshot, imported_snapshot, plan_import, redacted
+from shared.storage.metadata import MetadataStore
+from shared.storage.snapshots import SnapshotStore
+
+logger = logging.getLogger(__name__)
+
+
+class SessionTransfer:
+    def __init__(
+        self,
+        settings: Settings,
+        snapshots: SnapshotStore,
+        metadata: MetadataStore,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._settings = settings
+        self._snapshots = snapshots
+        self._metadata = metadata
+        self._clock = clock
+        self._limits = ImportLimits(settings.import_max_messages, settings.message_max_chars)
+        self._redactor = Redactor(settings.pii_extra_patterns) if settings.pii_redaction else None
+
+    async def import_session(self, owner: str, fmt: str, data: object, session_id: str | None = None) -> SessionView:
+        validate_id(owner, "owner")
+        if session_id is not None:
+            validate_id(session_id)
+        now = self._clock()
+        plan = plan_import(fmt, data, limits=self._limits, now=now)
+        if self._redactor is not None:
+            plan = redacted(plan, self._redactor)
+        if session_id is not None and await self._snapshots.exists(owner, session_id):
+            raise SessionExists(session_id)
+        snapshot = imported_snapshot(plan, session_id or new_session_id(), owner, now)
+        try:
+            saved = await self._snapshots.create(snapshot)
+        except SessionConflict:
+            if session_id is None:
+                raise
+            raise SessionExists(session_id) from None
+        logger.info("imported session %s (%s, %d turns)", saved.session_id, fmt, saved.turns)
+        return await self._record_metadata(saved)
+
+    async def export_session(self, owner: str, session_id: str) -> dict[str, Any]:
+        validate_id(owner, "owner")
+        validate_id(session_id)
+        snapshot = await self._snapshots.load(owner, session_id)
+        return export_document(snapshot, self._clock())
+
+    async def fork_session(self, owner: str, session_id: str, at_turn: int) -> SessionView:
+        validate_id(owner, "owner")
+        validate_id(session_id)
+        # A plain read: the source is never leased or written, so a turn running on it is not disturbed.
+        source = await self._snapshots.load(owner, session_id)
+        forked = fork_snapshot(source, at_turn, new_session_id(), self._clock())
+        saved = await self._snapshots.create(forked)
+        logger.info("forked session %s at turn %d into %s", session_id, at_turn, saved.session_id)
+        return await self._record_metadata(saved)
+
+    async def _record_metadata(self, snapshot: Snapshot) -> SessionView:
+        """Every turn record and the summary. Cosmos is derived data: a failure is logged, not raised (the
+        session is durable in Blob already; reconcile repairs Cosmos)."""
+        summary = summary_of(snapshot)
+        try:
+            await self._metadata.record_session(summary, snapshot.records)
+        except Exception:  # noqa: BLE001 - logged; the session is durable in Blob
+            logger.exception("session %s saved, but its metadata write failed", snapshot.session_id)
+        return SessionView(snapshot, summary)

@@ -1,0 +1,248 @@
+"""One turn, as named steps: route, call with fallback, build the record, persist.
+
+`TurnRunner.run` reads like its docstring: the router picks a backend (`_route`); the backends of the chain
+are called until one answers (`_call_with_fallback`); the answer becomes an entry with its turn record
+(`_entry`); the entry is saved to Blob, then its metadata to Cosmos (`_persist`). A turn that fails stores
+nothing; Cosmos is derived data, so a failed metadata write does not undo a saved turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.agents.backends import Backend
+from shared.agents.session import AgentReply, run_agent
+from shared.config import Settings
+from shared.domain.clock import utc_iso
+from shared.domain.context import cap_context
+from shared.domain.errors import AllBackendsFailed, ModelCallError, StreamBroken
+from shared.domain.messages import to_openai
+from shared.domain.pricing import cost_of
+from shared.domain.records import Attempt, Entry, TurnRecord
+from shared.domain.redaction import Redactor, redaction_note
+from shared.domain.routing import Decision, PriorTurn, decide, fallback_chain
+from shared.domain.sessions import Snapshot, summary_of
+from shared.observability import metrics
+from shared.observability.spans import describe_decision, tracer
+from shared.services.events import Delta, FallbackTaken, RouteChosen, TurnCompleted, TurnEvent, TurnResult
+from shared.storage.metadata import MetadataStore
+from shared.storage.snapshots import SessionLock, SnapshotStore
+
+logger = logging.getLogger(__name__)
+
+ROUTER_HISTORY = 6  # recent turn records the router looks at
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A turn about to run: the session as loaded (empty for a new one) and the lease held on it."""
+
+    before: Snapshot
+    message: str
+    route: str
+    stream: bool
+    lock: SessionLock | None  # None only for a new session, which nobody else can see yet
+    started: datetime
+    started_clock: float = field(default_factory=time.perf_counter)
+
+    @property
+    def is_new(self) -> bool:
+        return self.lock is None
+
+    @property
+    def number(self) -> int:
+        return self.before.turns + 1
+
+
+@dataclass(frozen=True)
+class _Answered:
+    """The backend that answered, its reply, and the failed attempts before it."""
+
+    backend: Backend
+    reply: AgentReply
+    latency_ms: float
+    attempts: tuple[Attempt, ...]
+    redacted_kinds: frozenset[str]  # what was masked in what the backend was sent
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        snapshots: SnapshotStore,
+        metadata: MetadataStore,
+        backends: Mapping[str, Backend],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._settings = settings
+        self._snapshots = snapshots
+        self._metadata = metadata
+        self._backends = backends
+        self._clock = clock
+        # Built once (patterns compiled once); None when redaction is off, so a turn pays one `is None` check.
+        self._redactor = Redactor(settings.pii_extra_patterns) if settings.pii_redaction else None
+
+    async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
+        """Route the turn, call the chosen backend (falling back on failure), record the answer and save it."""
+        decision = self._route(turn)
+        yield RouteChosen(turn.before.session_id, turn.number, decision, self._backends[decision.backend].model)
+        answered: _Answered | None = None
+        async for event in self._call_with_fallback(turn, decision):
+            if isinstance(event, _Answered):
+                answered = event
+            else:
+                yield event
+        assert answered is not None  # the call either answered or raised
+        entry = self._entry(turn, decision, answered)
+        result = await self._persist(turn, entry, answered.reply)
+        metrics.turn_completed(entry.record)
+        yield TurnCompleted(result)
+
+    def _route(self, turn: Turn) -> Decision:
+        prior = [
+            PriorTurn(backend=record.backend, complexity=record.complexity, user_chars=record.user_chars)
+            for record in turn.before.records[-ROUTER_HISTORY:]
+        ]
+        with tracer.start_as_current_span("llmrouter.route") as span:
+            decision = decide(turn.message, prior, tuple(self._backends), self._settings.router, turn.route)
+            describe_decision(span, decision, turn.route)
+        return decision
+
+    async def _call_with_fallback(
+        self, turn: Turn, decision: Decision
+    ) -> AsyncIterator[Delta | FallbackTaken | _Answered]:
+        """Each backend of the chain in turn until one answers; the failed ones go into the record's chain."""
+        chain = (decision.backend, *fallback_chain(decision.backend, tuple(self._backends), self._settings.router))
+        history = cap_context(
+            turn.before.af_messages(), self._settings.context_max_messages, self._settings.context_max_chars
+        )
+        attempts: list[Attempt] = []
+        last_error: ModelCallError | None = None
+        for position, name in enumerate(chain):
+            backend = self._backends[name]
+            message, sent_history, kinds = self._for_model(name, turn.message, history)
+            started = time.perf_counter()
+            reply: AgentReply | None = None
+            streamed = False
+            try:
+                async for item in run_agent(
+                    backend,
+                    session_id=turn.before.session_id,
+                    agent_state=turn.before.agent_state,
+                    history=sent_history,
+                    message=message,
+                    stream=turn.stream,
+                ):
+                    if isinstance(item, str):
+                        streamed = True
+                        yield Delta(item)
+                    else:
+                        reply = item
+            except ModelCallError as error:
+                logger.warning("backend %s failed for a turn: %s", name, error.kind)
+                if streamed:  # part of this backend's answer is out: another backend cannot take over
+                    raise StreamBroken(error) from None
+                if not error.retryable:
+                    raise
+                attempts.append(Attempt(name, backend.model, error.kind, _ms_since(started)))
+                last_error = error
+                if position + 1 < len(chain):
+                    metrics.fallback_taken(name, error.kind, chain[position + 1])
+                    yield FallbackTaken(attempts[-1], chain[position + 1])
+                continue
+            assert reply is not None
+            yield _Answered(backend, reply, _ms_since(started), tuple(attempts), kinds)
+            return
+        assert last_error is not None
+        raise AllBackendsFailed(attempts, last_error)
+
+    def _for_model(
+        self, backend: str, message: str, history: Sequence[Mapping[str, Any]]
+    ) -> tuple[str, list[Mapping[str, Any]], frozenset[str]]:
+        """What one backend is sent: masked for non-local backends with PII_REDACT_BEFORE_MODEL, else the original.
+
+        The history is masked too: it is stored masked already, but turns stored before redaction was turned on
+        are not. The local backend runs on our side of the boundary and sees the user's own words.
+        """
+        if self._redactor is None or not self._settings.pii_redact_before_model or backend == "local":
+            return message, list(history), frozenset()
+        masked, kinds = self._redactor.redact(message)
+        masked_history, _ = self._redactor.redact_messages(history)
+        return masked, list(masked_history), kinds
+
+    def _entry(self, turn: Turn, decision: Decision, answered: _Answered) -> Entry:
+        """The stored exchange: the new messages (masked when PII_REDACTION is on) and the turn record."""
+        backend, reply = answered.backend, answered.reply
+        messages: Sequence[Mapping[str, Any]] = reply.messages
+        extra: dict[str, Any] = {}
+        if self._redactor is not None:
+            # Stored masked; the client still gets the reply as the model wrote it.
+            messages, found = self._redactor.redact_messages(messages)
+            extra["redaction"] = redaction_note(found | answered.redacted_kinds)
+        fell_back = f"; fell back to {backend.name}" if answered.attempts else ""
+        record = TurnRecord(
+            turn=turn.number,
+            backend=backend.name,
+            model=backend.model,
+            complexity=decision.complexity,
+            reason=decision.reason + fell_back,
+            router_version=decision.router_version,
+            route_requested=turn.route,
+            switched_from=_switched_from(turn.before, backend.name),
+            fallback_chain=answered.attempts,
+            latency_ms=answered.latency_ms,
+            turn_ms=_ms_since(turn.started_clock),
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+            cost=cost_of(self._settings, backend.name, backend.model, reply.input_tokens, reply.output_tokens),
+            started_at=utc_iso(turn.started),
+            completed_at=utc_iso(self._clock()),
+            user_chars=len(turn.message),
+            reply_chars=len(reply.text),
+            signals=tuple(decision.signals),
+            follow_up=decision.follow_up,
+            extra=extra,
+        )
+        return Entry(record, tuple(messages), tuple(to_openai(item) for item in messages))
+
+    async def _persist(self, turn: Turn, entry: Entry, reply: AgentReply) -> TurnResult:
+        """Blob first (the source of truth: a new session only if absent, else appended under the lease), then
+        Cosmos, which reconcile can rebuild."""
+        after = turn.before.with_entry(entry, entry.record.completed_at, reply.agent_state)
+        with tracer.start_as_current_span("llmrouter.snapshot.save") as span:
+            span.set_attribute("llmrouter.snapshot.mode", "create" if turn.lock is None else "append")
+            if turn.lock is None:
+                saved = await self._snapshots.create(after)
+            else:
+                saved = await self._snapshots.append(turn.lock, turn.before, after)
+        with tracer.start_as_current_span("llmrouter.metadata.write") as span:
+            metadata_saved = await self._record_metadata(saved, entry.record)
+            span.set_attribute("llmrouter.metadata.saved", metadata_saved)
+        return TurnResult(saved.session_id, entry.turn, reply.text, entry.record, turn.is_new, metadata_saved)
+
+    async def _record_metadata(self, snapshot: Snapshot, record: TurnRecord) -> bool:
+        """Cosmos is derived data: a failure here does not undo a saved turn; reconcile repairs it later."""
+        try:
+            await self._metadata.record_turn(summary_of(snapshot), record)
+        except Exception:  # noqa: BLE001 - logged; the turn is durable in Blob already
+            logger.exception(
+                "turn %d of session %s saved, but its metadata write failed", record.turn, snapshot.session_id
+            )
+            return False
+        return True
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _switched_from(before: Snapshot, backend: str) -> str | None:
+    for record in reversed(before.records):
+        if record.backend:
+            return record.backend if record.backend != backend else None
+    return None

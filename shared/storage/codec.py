@@ -1,0 +1,178 @@
+"""The snapshot codec (pure): the versioned gzip envelope, journal members, and the blob index tags.
+
+A snapshot blob holds the envelope (schema version, ids, times, lineage, the Agent Framework state besides
+history, and every entry); each journal member holds one entry with the state after it. Readers accept every
+schema version ever written (`SUPPORTED_SCHEMA_VERSIONS`).
+
+Envelope schema 1 keeps the session state under `agent_session` with the outer keys of
+`AgentSession.to_dict()` (`type`, `session_id`, `service_session_id`, `state`) and `messages_in` naming where
+the history is (`entries[].af`), so a person reading a raw blob recognises it. That layout is this schema's,
+fixed for as long as version 1 is read; the payload Agent Framework itself restores from is built by
+`shared.agents.session` alone.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from importlib import metadata
+from typing import Any
+
+from shared.domain.clock import parse_iso
+from shared.domain.errors import SnapshotCorrupt
+from shared.domain.records import Entry
+from shared.domain.sessions import Snapshot
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+AGENT_FRAMEWORK_VERSION = metadata.version("agent-framework-core")
+
+
+def _gzip(document: Mapping[str, Any]) -> bytes:
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return gzip.compress(text.encode("utf-8") + b"\n", compresslevel=6, mtime=0)
+
+
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    return _gzip(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "snapshot",
+            "session_id": snapshot.session_id,
+            "owner": snapshot.owner,
+            "created_at": snapshot.created_at,
+            "updated_at": snapshot.updated_at,
+            "agent_framework_version": AGENT_FRAMEWORK_VERSION,
+            "journal_generation": snapshot.generation,
+            "lineage": snapshot.lineage,
+            "agent_session": {
+                "type": "session",
+                "session_id": snapshot.session_id,
+                "service_session_id": None,
+                "state": dict(snapshot.agent_state),
+                "messages_in": "entries[].af",
+            },
+            "entries": [entry.to_dict() for entry in snapshot.entries],
+        }
+    )
+
+
+def encode_journal_member(entry: Entry, updated_at: str, agent_state: Mapping[str, Any]) -> bytes:
+    return _gzip(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "turn",
+            "updated_at": updated_at,
+            "agent_framework_version": AGENT_FRAMEWORK_VERSION,
+            "agent_state": dict(agent_state),
+            **entry.to_dict(),
+        }
+    )
+
+
+def _check_version(document: Mapping[str, Any], what: str) -> None:
+    version = document.get("schema_version")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise SnapshotCorrupt(
+            f"{what} has schema version {version!r}; this build reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}"
+        )
+
+
+def decode_snapshot(data: bytes) -> Snapshot:
+    try:
+        document = json.loads(gzip.decompress(data))
+    except (OSError, EOFError, ValueError) as exc:
+        raise SnapshotCorrupt(f"snapshot is not gzip JSON: {type(exc).__name__}") from None
+    _check_version(document, "snapshot")
+    entries = tuple(Entry.from_dict(item) for item in document["entries"])
+    _check_sequence(entries, start=1)
+    agent_session = document.get("agent_session") or {}
+    return Snapshot(
+        session_id=document["session_id"],
+        owner=document["owner"],
+        created_at=document["created_at"],
+        updated_at=document["updated_at"],
+        entries=entries,
+        agent_state=dict(agent_session.get("state") or {}),
+        lineage=document.get("lineage"),
+        generation=int(document["journal_generation"]),
+        snapshot_turns=len(entries),
+        snapshot_bytes=len(data),
+    )
+
+
+def decode_journal(data: bytes) -> list[dict[str, Any]]:
+    """Every member of a journal, oldest first. A torn final member (a crash mid-append) is ignored."""
+    members: list[dict[str, Any]] = []
+    if not data:
+        return members
+    try:
+        text = gzip.decompress(data)
+    except (OSError, EOFError):
+        # Append Block is atomic, so a torn member should never exist; decode member by member to keep
+        # every complete one if it ever does.
+        text = _decompress_members(data)
+    for line in text.splitlines():
+        if line.strip():
+            document = json.loads(line)
+            _check_version(document, "journal member")
+            members.append(document)
+    return members
+
+
+def _decompress_members(data: bytes) -> bytes:
+    import zlib
+
+    out: list[bytes] = []
+    while data:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out.append(decompressor.decompress(data))
+        except zlib.error:
+            logger.error("journal has an unreadable member; %d bytes ignored", len(data))
+            break
+        if not decompressor.eof:
+            logger.error("journal ends with a torn member; %d bytes ignored", len(data))
+            out.pop()
+            break
+        data = decompressor.unused_data
+    return b"".join(out)
+
+
+def _check_sequence(entries: Sequence[Entry], start: int) -> None:
+    for offset, entry in enumerate(entries):
+        if entry.turn != start + offset:
+            raise SnapshotCorrupt(f"turn {entry.turn} found where turn {start + offset} was expected")
+
+
+def apply_journal(snapshot: Snapshot, members: Sequence[Mapping[str, Any]], journal_bytes: int) -> Snapshot:
+    entries = list(snapshot.entries)
+    updated_at = snapshot.updated_at
+    agent_state: Mapping[str, Any] = snapshot.agent_state
+    for member in members:
+        entry = Entry.from_dict(member)
+        if entry.turn <= len(entries):
+            continue  # already folded into the snapshot by a compaction
+        if entry.turn != len(entries) + 1:
+            raise SnapshotCorrupt(f"journal turn {entry.turn} found where turn {len(entries) + 1} was expected")
+        entries.append(entry)
+        updated_at = member.get("updated_at", updated_at)
+        agent_state = member.get("agent_state", agent_state)
+    return replace(
+        snapshot, entries=tuple(entries), updated_at=updated_at, agent_state=agent_state, journal_bytes=journal_bytes
+    )
+
+
+def index_tags(snapshot: Snapshot) -> dict[str, str]:
+    """Blob index tags on the snapshot: retention and erasure find sessions by these, without listing."""
+    return {
+        "owner": snapshot.owner,
+        "session": snapshot.session_id,
+        "lastActiveDay": parse_iso(snapshot.updated_at).strftime("%Y-%m-%d"),
+        "schema": str(SCHEMA_VERSION),
+    }

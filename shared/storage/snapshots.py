@@ -1,0 +1,311 @@
+"""Conversation snapshots in Azure Blob Storage: a compacted snapshot plus an append-only journal.
+
+Layout, for owner `o` and session `s` (both validated ids, the only parts of any name):
+
+    o/s/snapshot.json.gz         block blob: the versioned envelope with every entry up to some turn,
+                                 the session's lease (one turn at a time) and its index tags
+    o/s/journal-000001.jsonl.gz  append blob: one gzip member per turn after the snapshot
+
+A turn appends one small gzip member (its messages in both formats and its turn record) to the
+journal, with the append position as a condition, so saving costs the same at turn 10 and at turn
+500. When the journal has at least `compact_every` turns and has grown to half the snapshot's size, the
+next turn rewrites the snapshot with everything and starts a new journal generation: the bytes written
+per turn stay bounded (amortized) and a load reads at most 1.5x the compacted size.
+
+Concurrency: a turn holds a 60 s blob lease on the snapshot (renewed while the model runs), so a second
+turn on the same session is refused before its model is called; the append position condition is a
+second line of defence if a lease is ever lost. A new session is written only if absent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import ContentSettings
+from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
+
+from shared.aio import finish
+from shared.domain.errors import SessionBusy, SessionConflict, SessionNotFound, SnapshotCorrupt
+from shared.domain.ids import validate_id
+from shared.domain.sessions import Snapshot
+from shared.storage.codec import (
+    apply_journal,
+    decode_journal,
+    decode_snapshot,
+    encode_journal_member,
+    encode_snapshot,
+    index_tags,
+)
+
+logger = logging.getLogger(__name__)
+
+LEASE_SECONDS = 60
+LEASE_RENEW_SECONDS = 20
+# Stored as opaque gzip (no Content-Encoding): HTTP clients would otherwise inflate it transparently.
+_GZIP = ContentSettings(content_type="application/gzip")
+_JOURNAL_GZIP = ContentSettings(content_type="application/gzip")
+# Work on a whole conversation (JSON + gzip) above this size runs in a thread, not on the event loop, so one
+# long conversation does not stall every other request of the worker.
+OFF_LOOP_BYTES = 256 * 1024
+T = TypeVar("T")
+
+
+async def _off_loop(function: Callable[[Any], T], argument: Any) -> T:
+    size = argument.snapshot_bytes if isinstance(argument, Snapshot) else len(argument)
+    if size > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(function, argument)
+    return function(argument)
+
+
+@dataclass
+class SessionLock:
+    """A held lease on a session's snapshot blob; renewed in the background while a turn runs."""
+
+    lease: BlobLeaseClient
+    renewer: asyncio.Task[None] | None = None
+
+
+class SnapshotStore:
+    def __init__(self, container: ContainerClient, *, compact_every: int = 16) -> None:
+        self._container = container
+        self._compact_every = compact_every
+
+    @staticmethod
+    def snapshot_name(owner: str, session_id: str) -> str:
+        return f"{validate_id(owner, 'owner')}/{validate_id(session_id)}/snapshot.json.gz"
+
+    @staticmethod
+    def journal_name(owner: str, session_id: str, generation: int) -> str:
+        return f"{validate_id(owner, 'owner')}/{validate_id(session_id)}/journal-{generation:06d}.jsonl.gz"
+
+    def _blob(self, name: str) -> BlobClient:
+        return self._container.get_blob_client(name)
+
+    async def ensure_container(self) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            await self._container.create_container()
+
+    async def ping(self) -> None:
+        await self._container.get_container_properties()
+
+    async def exists(self, owner: str, session_id: str) -> bool:
+        return bool(await self._blob(self.snapshot_name(owner, session_id)).exists())
+
+    async def load(self, owner: str, session_id: str) -> Snapshot:
+        """The whole conversation. Safe without the lease: a compaction racing the read is retried."""
+        name = self.snapshot_name(owner, session_id)
+        for _attempt in range(3):
+            try:
+                download = await self._blob(name).download_blob()
+                data = await download.readall()
+            except ResourceNotFoundError:
+                raise SessionNotFound(session_id) from None
+            snapshot = await _off_loop(decode_snapshot, data)
+            snapshot = replace(snapshot, etag=download.properties.etag)
+            if snapshot.owner != owner or snapshot.session_id != session_id:
+                raise SnapshotCorrupt("snapshot names a different owner or session than its path")
+            journal = self._blob(self.journal_name(owner, session_id, snapshot.generation))
+            try:
+                journal_data = await (await journal.download_blob()).readall()
+            except ResourceNotFoundError:
+                # A compaction replaced this generation between our two reads: read the new snapshot.
+                continue
+            return apply_journal(snapshot, decode_journal(journal_data), len(journal_data))
+        raise SessionConflict("the session was compacted repeatedly while being read")
+
+    async def create(self, snapshot: Snapshot) -> Snapshot:
+        """Write a brand-new session (its first entries); fails with SessionConflict if the id is taken."""
+        journal = self._blob(self.journal_name(snapshot.owner, snapshot.session_id, snapshot.generation))
+        # The journal first (a snapshot never points at a missing journal), and only if absent: an existing
+        # session's journal is never reset by a racing creation.
+        try:
+            await journal.create_append_blob(content_settings=_JOURNAL_GZIP, if_none_match="*")
+        except (ResourceExistsError, ResourceModifiedError):
+            raise SessionConflict(f"session {snapshot.session_id} already exists") from None
+        data = await _off_loop(encode_snapshot, snapshot)
+        try:
+            written = await self._blob(self.snapshot_name(snapshot.owner, snapshot.session_id)).upload_blob(
+                data, overwrite=False, tags=index_tags(snapshot), content_settings=_GZIP
+            )
+        except ResourceExistsError:
+            raise SessionConflict(f"session {snapshot.session_id} already exists") from None
+        return replace(
+            snapshot, snapshot_turns=snapshot.turns, snapshot_bytes=len(data), journal_bytes=0, etag=written["etag"]
+        )
+
+    @contextlib.asynccontextmanager
+    async def locked(self, owner: str, session_id: str) -> AsyncIterator[SessionLock]:
+        """Hold the session for one turn; SessionBusy at once if another turn holds it."""
+        blob = self._blob(self.snapshot_name(owner, session_id))
+        lease = BlobLeaseClient(blob)
+        try:
+            await lease.acquire(lease_duration=LEASE_SECONDS)
+        except ResourceNotFoundError:
+            raise SessionNotFound(session_id) from None
+        except HttpResponseError as exc:
+            if exc.status_code == 409:
+                raise SessionBusy(session_id) from None
+            raise
+        lock = SessionLock(lease)
+        lock.renewer = asyncio.create_task(self._renew(lease, session_id))
+        try:
+            yield lock
+        finally:
+            lock.renewer.cancel()
+            # Completes even when a client hanging up mid-stream cancels this task: otherwise the session would
+            # stay blocked until the lease lapses.
+            await finish(self._release(lease, session_id))
+
+    @staticmethod
+    async def _release(lease: BlobLeaseClient, session_id: str) -> None:
+        try:
+            await lease.release()
+        except ResourceNotFoundError:
+            logger.info("session %s was deleted while held", session_id)
+        except AzureError:
+            # Expired, taken over, or storage unreachable: the lease lapses by itself within LEASE_SECONDS.
+            logger.warning("could not release the lease on session %s", session_id)
+
+    @staticmethod
+    async def _renew(lease: BlobLeaseClient, session_id: str) -> None:
+        """Keep the lease while the turn runs. A transient failure is retried at the next interval (the lease
+        is still valid for LEASE_SECONDS after the last success); a lost lease stops renewing, and the append
+        position and the snapshot's etag still refuse a save that lost it."""
+        while True:
+            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            try:
+                await lease.renew()
+            except HttpResponseError as exc:
+                if exc.status_code in (409, 412):
+                    logger.warning("lost the lease on session %s", session_id)
+                    return
+                logger.warning("could not renew the lease on session %s (HTTP %s)", session_id, exc.status_code)
+            except AzureError:
+                logger.warning("could not renew the lease on session %s (storage unreachable)", session_id)
+
+    def _should_compact(self, snapshot: Snapshot, member_bytes: int) -> bool:
+        if snapshot.journal_turns + 1 < self._compact_every:
+            return False
+        return (snapshot.journal_bytes + member_bytes) * 2 >= snapshot.snapshot_bytes
+
+    async def append(self, lock: SessionLock, before: Snapshot, after: Snapshot) -> Snapshot:
+        """Save the one new entry of `after` (which is `before` plus a turn), under the session's lease."""
+        if after.turns != before.turns + 1:
+            raise ValueError("append saves exactly one new turn")
+        entry = after.entries[-1]
+        member = encode_journal_member(entry, after.updated_at, after.agent_state)
+        owner, session_id = after.owner, after.session_id
+        if self._should_compact(before, len(member)):
+            return await self._compact(lock, after)
+        journal = self._blob(self.journal_name(owner, session_id, before.generation))
+        try:
+            await journal.append_block(member, appendpos_condition=before.journal_bytes)
+        except HttpResponseError as exc:
+            if exc.status_code in (409, 412):
+                raise SessionConflict(f"session {session_id} changed while the turn ran") from None
+            raise
+        saved = replace(after, journal_bytes=before.journal_bytes + len(member))
+        if index_tags(before)["lastActiveDay"] != index_tags(saved)["lastActiveDay"]:
+            try:
+                await self.retag(lock, saved)
+            except AzureError:
+                # The turn is saved; a stale day tag only makes retention look at the session early, where it
+                # re-checks the exact time and rewrites the tag.
+                logger.warning("turn saved but the index tags of session %s are stale", session_id)
+        return saved
+
+    async def _compact(self, lock: SessionLock, snapshot: Snapshot) -> Snapshot:
+        """Rewrite the snapshot with everything and start the next journal generation.
+
+        Never destroys what another writer saved: the next journal is created only if absent (or, if a
+        crashed compaction left it behind, reset only while the snapshot is still the one this turn read),
+        and the snapshot is replaced only under our lease and only if unchanged since it was read.
+        """
+        owner, session_id = snapshot.owner, snapshot.session_id
+        old, new = snapshot.generation, snapshot.generation + 1
+        snapshot_blob = self._blob(self.snapshot_name(owner, session_id))
+        journal = self._blob(self.journal_name(owner, session_id, new))
+        try:
+            await journal.create_append_blob(content_settings=_JOURNAL_GZIP, if_none_match="*")
+        except (ResourceExistsError, ResourceModifiedError):
+            properties = await snapshot_blob.get_blob_properties()
+            if snapshot.etag is None or properties.etag != snapshot.etag:
+                raise SessionConflict(f"session {session_id} was compacted by another writer") from None
+            # Left by a compaction that crashed before its snapshot write: nothing refers to it yet.
+            await journal.create_append_blob(content_settings=_JOURNAL_GZIP)
+        compacted = replace(snapshot, generation=new)
+        data = await _off_loop(encode_snapshot, compacted)
+        conditions: dict[str, Any] = {}
+        if snapshot.etag is not None:
+            conditions = {"etag": snapshot.etag, "match_condition": MatchConditions.IfNotModified}
+        try:
+            written = await snapshot_blob.upload_blob(
+                data, overwrite=True, lease=lock.lease, tags=index_tags(compacted), content_settings=_GZIP,
+                **conditions,
+            )  # fmt: skip
+        except HttpResponseError as exc:
+            if exc.status_code in (409, 412):
+                raise SessionConflict(f"session {session_id} changed while the turn ran") from None
+            raise
+        with contextlib.suppress(ResourceNotFoundError):
+            await self._blob(self.journal_name(owner, session_id, old)).delete_blob()
+        logger.info("compacted session %s: %d turns, %d bytes", session_id, compacted.turns, len(data))
+        return replace(
+            compacted, snapshot_turns=compacted.turns, snapshot_bytes=len(data), journal_bytes=0, etag=written["etag"]
+        )
+
+    async def delete(self, owner: str, session_id: str, lock: SessionLock | None = None) -> bool:
+        """Remove every blob of the session; True if anything was there. SessionBusy while a turn runs.
+
+        With `lock` (a lease this caller holds, as retention and erasure take it to re-check the session
+        first) the snapshot is deleted under that lease, so no turn can slip in between check and delete.
+        """
+        prefix = f"{validate_id(owner, 'owner')}/{validate_id(session_id)}/"
+        names = [blob.name async for blob in self._container.list_blobs(name_starts_with=prefix)]
+        snapshot = prefix + "snapshot.json.gz"
+        # Journals first, the snapshot (the session's existence) last, so a crash leaves a readable remnant
+        # or nothing; a repeat finishes the job.
+        for name in sorted(names, key=lambda item: item == snapshot):
+            lease = lock.lease if lock is not None and name == snapshot else None
+            try:
+                await self._blob(name).delete_blob(lease=lease)
+            except ResourceNotFoundError:
+                continue
+            except HttpResponseError as exc:
+                if exc.status_code in (409, 412):  # leased by a running turn
+                    raise SessionBusy(session_id) from None
+                raise
+        return bool(names)
+
+    async def retag(self, lock: SessionLock, snapshot: Snapshot) -> None:
+        """Rewrite the index tags from the snapshot (repairs a tag left stale by a failed tag write)."""
+        blob = self._blob(self.snapshot_name(snapshot.owner, snapshot.session_id))
+        await blob.set_blob_tags(index_tags(snapshot), lease=lock.lease)
+
+    async def owner_sessions(self, owner: str) -> AsyncIterator[str]:
+        """Session ids with any blob under `owner/` (one prefix per session, not every blob): erasure's check
+        for sessions whose tags are missing, e.g. a half-written one."""
+        async for item in self._container.walk_blobs(name_starts_with=f"{validate_id(owner, 'owner')}/"):
+            parts = item.name.split("/")
+            if len(parts) >= 2 and parts[1]:
+                yield parts[1]
+
+    async def find_by_tags(self, expression: str) -> AsyncIterator[tuple[str, str]]:
+        """(owner, session id) of every snapshot matching a blob index tag expression."""
+        async for item in self._container.find_blobs_by_tags(expression):
+            parts = item.name.split("/")
+            if len(parts) == 3 and parts[2] == "snapshot.json.gz":
+                yield parts[0], parts[1]

@@ -1,0 +1,116 @@
+"""Turn records in Cosmos DB: one document per turn, in the session's partition (`/sessionId`).
+
+Blob Storage is the source of truth; everything here can be rebuilt from the snapshots (reconcile). A turn
+document's id is derived from owner, session and turn, and a turn record never changes once written, so
+every write is an idempotent upsert and a repair can never undo a newer turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from azure.cosmos.exceptions import CosmosResourceNotFoundError
+
+from shared.domain.records import TurnRecord
+from shared.storage.cosmos import CosmosDatabase
+from shared.storage.documents import differs, stored_fields, turn_document
+
+_WRITERS = 8  # concurrent upserts when many turns are written at once (an import)
+
+
+class TurnStore:
+    def __init__(self, database: CosmosDatabase) -> None:
+        self._database = database
+        self._container = database.container("turns")
+
+    async def put(self, owner: str, session_id: str, record: TurnRecord) -> None:
+        await self._upsert(turn_document(owner, session_id, record))
+
+    async def put_many(self, owner: str, session_id: str, records: Sequence[TurnRecord]) -> None:
+        """Every record of a session written at once (an import or a fork), a few upserts at a time."""
+        gate = asyncio.Semaphore(_WRITERS)
+
+        async def write(record: TurnRecord) -> None:
+            async with gate:
+                await self.put(owner, session_id, record)
+
+        await asyncio.gather(*(write(record) for record in records))
+
+    async def of_session(self, owner: str, session_id: str) -> list[TurnRecord]:
+        return [TurnRecord.from_dict(item) for item in await self._session_documents(owner, session_id)]
+
+    async def of_owner(self, owner: str) -> list[TurnRecord]:
+        """All of an owner's turn records: a cross-partition query over the turns container."""
+        query = "SELECT * FROM c WHERE c.userId = @owner AND c.type = 'turn'"
+        items = await self._database.query("turns", query, [{"name": "@owner", "value": owner}])
+        return [TurnRecord.from_dict(item) for item in items]
+
+    async def sessions_of_owner(self, owner: str) -> set[str]:
+        """Session ids the owner has turn records of (cross-partition: turns are partitioned by session)."""
+        query = "SELECT c.sessionId FROM c WHERE c.userId = @owner AND c.type = 'turn'"
+        return {
+            item["sessionId"]
+            for item in await self._database.query("turns", query, [{"name": "@owner", "value": owner}])
+        }
+
+    async def owners_of_session(self, session_id: str) -> set[str]:
+        """Owner keys that have turn records under this session id (one partition)."""
+        query = "SELECT c.userId FROM c WHERE c.sessionId = @session AND c.type = 'turn'"
+        items = await self._database.query(
+            "turns", query, [{"name": "@session", "value": session_id}], partition=session_id
+        )
+        return {item["userId"] for item in items}
+
+    async def delete_session(self, owner: str, session_id: str) -> int:
+        """Delete a session's turn documents; returns how many were removed."""
+        query = "SELECT c.id FROM c WHERE c.sessionId = @session AND c.userId = @owner"
+        parameters: list[dict[str, Any]] = [
+            {"name": "@session", "value": session_id},
+            {"name": "@owner", "value": owner},
+        ]
+        ids = [item["id"] for item in await self._database.query("turns", query, parameters, partition=session_id)]
+        return await self._delete([(item_id, session_id) for item_id in ids])
+
+    async def delete_owner(self, owner: str, keep_sessions: frozenset[str] = frozenset()) -> int:
+        """Delete every turn document of the owner except those of `keep_sessions` (cross-partition)."""
+        query = "SELECT c.id, c.sessionId FROM c WHERE c.userId = @owner"
+        items = await self._database.query("turns", query, [{"name": "@owner", "value": owner}])
+        return await self._delete(
+            [(item["id"], item["sessionId"]) for item in items if item["sessionId"] not in keep_sessions]
+        )
+
+    async def repair(self, owner: str, session_id: str, records: Sequence[TurnRecord]) -> int:
+        """Write every record whose document is missing or differs; returns how many were written."""
+        stored = {int(item["turn"]): item for item in await self._session_documents(owner, session_id)}
+        repaired = 0
+        for record in records:
+            expected = turn_document(owner, session_id, record)
+            current = stored.get(record.turn)
+            if current is None or differs(current, expected):
+                await self._upsert({**stored_fields(current or {}), **expected})
+                repaired += 1
+        return repaired
+
+    async def _upsert(self, document: dict[str, Any]) -> None:
+        await self._database.again_if_missing(lambda: self._container.upsert_item(document))
+
+    async def _session_documents(self, owner: str, session_id: str) -> list[dict[str, Any]]:
+        query = (
+            "SELECT * FROM c WHERE c.sessionId = @session AND c.userId = @owner AND c.type = 'turn' ORDER BY c.turn ASC"
+        )
+        parameters: list[dict[str, Any]] = [
+            {"name": "@session", "value": session_id},
+            {"name": "@owner", "value": owner},
+        ]
+        return await self._database.query("turns", query, parameters, partition=session_id)
+
+    async def _delete(self, items: Sequence[tuple[str, str]]) -> int:
+        removed = 0
+        for item_id, partition in items:
+            with contextlib.suppress(CosmosResourceNotFoundError):
+                await self._container.delete_item(item_id, partition_key=partition)
+                removed += 1
+        return removed
