@@ -3,8 +3,9 @@ the process's services (built on first use, so a bad body is refused before stor
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -15,6 +16,7 @@ from shared.config import Settings
 from shared.http.body import read_body, validate
 from shared.http.errors import ApiError
 from shared.http.identity import Caller, caller_of
+from shared.services.audit import Audited
 from shared.services.container import Services
 
 M = TypeVar("M", bound=BaseModel)
@@ -37,6 +39,15 @@ class Call:
 
     async def services(self) -> Services:
         return await self.provider()
+
+    @contextlib.asynccontextmanager
+    async def audited(self, *, action: str, session_id: str | None) -> AsyncIterator[Audited]:
+        """The caller's `action` on a session, audited with the outcome of the block (see `AuditLog.audited`).
+        The caller is read before the services are reached, so a bad principal is refused first."""
+        owner = self.caller.owner
+        services = await self.services()
+        async with services.audit.audited(owner, session_id, action) as note:
+            yield note
 
     async def body(self, model: type[M], *, optional: bool = False, limit: int | None = None) -> M:
         """The JSON body validated as `model`; with `optional`, no body reads as `{}`."""

@@ -35,10 +35,10 @@ class Audited:
     session_id: str | None
 
 
+@dataclass
 class AuditLog:
-    def __init__(self, store: AuditStore, clock: Callable[[], datetime] = utc_now) -> None:
-        self._store = store
-        self._clock = clock
+    store: AuditStore
+    clock: Callable[[], datetime] = utc_now
 
     def event(
         self,
@@ -59,7 +59,7 @@ class AuditLog:
             actor=actor,
             action=action,
             outcome=outcome,
-            at=utc_iso(self._clock()),
+            at=utc_iso(self.clock()),
             admin=admin,
             details=dict(details or {}),
             **extra,
@@ -67,7 +67,7 @@ class AuditLog:
 
     async def write(self, event: AuditEvent) -> None:
         """Store the event; raises on failure (most callers want `record`, which does not)."""
-        await self._store.write(event)
+        await self.store.write(event)
 
     async def record(
         self,
@@ -98,11 +98,11 @@ class AuditLog:
         return True
 
     async def session_events(self, session_id: str, owner: str | None = None) -> list[AuditEvent]:
-        return await self._store.session_events(session_id, owner)
+        return await self.store.session_events(session_id, owner)
 
     async def delete_owner_events(self, owner: str) -> int:
         """Every event about `owner` except the erasure events, which are the proof of erasure."""
-        return await self._store.delete_owner_events(owner)
+        return await self.store.delete_owner_events(owner)
 
     @contextlib.asynccontextmanager
     async def audited(

@@ -8,6 +8,7 @@ loads the session under its lease (one turn at a time) and hands the turn over.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,33 +29,28 @@ from shared.storage.metadata import MetadataStore
 from shared.storage.snapshots import SnapshotStore
 
 
+@dataclass
 class Conversations:
-    def __init__(
-        self,
-        settings: Settings,
-        snapshots: SnapshotStore,
-        metadata: MetadataStore,
-        backends: Mapping[str, Backend],
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self._settings = settings
-        self._snapshots = snapshots
-        self._metadata = metadata
-        self._backends = backends
-        self._clock = clock
-        self._runner = TurnRunner(settings, snapshots, metadata, backends, clock)
+    settings: Settings
+    snapshots: SnapshotStore
+    metadata: MetadataStore
+    backends: Mapping[str, Backend]
+    clock: Callable[[], datetime] = utc_now
+
+    def __post_init__(self) -> None:
+        self._runner = TurnRunner(self)
 
     @property
     def configured(self) -> tuple[str, ...]:
-        return tuple(self._backends)
+        return tuple(self.backends)
 
     def _check_message(self, message: object) -> str:
         if not isinstance(message, str):
             raise InvalidMessage("message must be a string")
         if not message.strip():
             raise InvalidMessage("message must not be empty")
-        if len(message) > self._settings.message_max_chars:
-            raise InvalidMessage(f"message is longer than {self._settings.message_max_chars} characters")
+        if len(message) > self.settings.message_max_chars:
+            raise InvalidMessage(f"message is longer than {self.settings.message_max_chars} characters")
         return message
 
     # ---- a turn ------------------------------------------------------------------------------------------------
@@ -71,16 +67,16 @@ class Conversations:
         if route not in ROUTES:
             raise UnknownRoute(route)
         if session_id is None:
-            started = self._clock()
+            started = self.clock()
             turn = Turn(new_snapshot(new_session_id(), owner, started), message, route, stream, None, started)
             async for event in self._runner.run(turn):
                 yield event
             return
         validate_id(session_id)
-        async with self._snapshots.locked(owner, session_id) as lock:
+        async with self.snapshots.locked(owner, session_id) as lock:
             with tracer.start_as_current_span("llmrouter.snapshot.load"):
-                snapshot = await self._snapshots.load(owner, session_id)
-            async for event in self._runner.run(Turn(snapshot, message, route, stream, lock, self._clock())):
+                snapshot = await self.snapshots.load(owner, session_id)
+            async for event in self._runner.run(Turn(snapshot, message, route, stream, lock, self.clock())):
                 yield event
 
     async def chat(self, owner: str, message: str, session_id: str | None = None, route: str = "auto") -> TurnResult:
@@ -97,20 +93,20 @@ class Conversations:
     async def get(self, owner: str, session_id: str) -> SessionView:
         validate_id(owner, "owner")
         validate_id(session_id)
-        snapshot = await self._snapshots.load(owner, session_id)
+        snapshot = await self.snapshots.load(owner, session_id)
         return SessionView(snapshot, summary_of(snapshot))
 
     async def list_sessions(
         self, owner: str, limit: int, cursor: str | None = None
     ) -> tuple[list[SessionSummary], str | None]:
         validate_id(owner, "owner")
-        return await self._metadata.list_sessions(owner, limit, cursor)
+        return await self.metadata.list_sessions(owner, limit, cursor)
 
     async def delete(self, owner: str, session_id: str) -> bool:
         """Erase the snapshot and every Cosmos record; True if anything existed."""
         validate_id(owner, "owner")
         validate_id(session_id)
-        existed, _ = await remove_session(self._snapshots, self._metadata, owner, session_id)
+        existed, _ = await remove_session(self.snapshots, self.metadata, owner, session_id)
         return existed
 
     # ---- analytics and health ----------------------------------------------------------------------------------
@@ -118,25 +114,25 @@ class Conversations:
     async def session_analytics(self, owner: str, session_id: str) -> dict[str, Any]:
         validate_id(owner, "owner")
         validate_id(session_id)
-        records = await self._metadata.session_turns(owner, session_id)
-        summary = await self._metadata.summary(owner, session_id) if records else None
+        records = await self.metadata.session_turns(owner, session_id)
+        summary = await self.metadata.summary(owner, session_id) if records else None
         if not records or summary is None or len(records) < summary.turns:
             # Blob is the source of truth. Cosmos can lack turns: a failed metadata write not yet reconciled,
             # an emulator restarted empty, or (in Azure) container TTL expiring the oldest turn records of a
             # conversation that stayed active for longer than the retention window.
-            records = (await self._snapshots.load(owner, session_id)).records
+            records = (await self.snapshots.load(owner, session_id)).records
         return {"session_id": session_id, **analytics(records, *self._all_cloud_reference())}
 
     async def owner_analytics(self, owner: str) -> dict[str, Any]:
         validate_id(owner, "owner")
-        return analytics(await self._metadata.owner_turns(owner), *self._all_cloud_reference())
+        return analytics(await self.metadata.owner_turns(owner), *self._all_cloud_reference())
 
     def _all_cloud_reference(self) -> tuple[Price | None, str]:
         """The cloud backend's price for "saved versus all-cloud", or None and why there is none."""
-        cloud = self._settings.backends.get("cloud")
+        cloud = self.settings.backends.get("cloud")
         if cloud is None:
             return None, "no cloud backend is configured, so there is no all-cloud price to compare with"
-        price = self._settings.price("cloud", cloud.model)
+        price = self.settings.price("cloud", cloud.model)
         if price is None:
             return None, f"PRICE_TABLE has no price for cloud:{cloud.model} or cloud"
         return price, (
@@ -146,7 +142,7 @@ class Conversations:
 
     async def health(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
-        for name, probe in (("storage", self._snapshots.ping), ("cosmos", self._metadata.ping)):
+        for name, probe in (("storage", self.snapshots.ping), ("cosmos", self.metadata.ping)):
             try:
                 await probe()
                 checks[name] = "ok"

@@ -64,29 +64,22 @@ class _Progress:
         return {"sessions_deleted": self.sessions_deleted, "records_deleted": self.records_deleted}
 
 
+@dataclass
 class Erasure:
-    def __init__(
-        self,
-        snapshots: SnapshotStore,
-        metadata: MetadataStore,
-        audit: AuditLog,
-        clock: Callable[[], datetime] = utc_now,
-        busy_wait_seconds: float = BUSY_WAIT_SECONDS,
-    ) -> None:
-        self._snapshots = snapshots
-        self._metadata = metadata
-        self._audit = audit
-        self._clock = clock
-        self._busy_wait_seconds = busy_wait_seconds
+    snapshots: SnapshotStore
+    metadata: MetadataStore
+    audit: AuditLog
+    clock: Callable[[], datetime] = utc_now
+    busy_wait_seconds: float = BUSY_WAIT_SECONDS
 
     async def find_sessions(self, owner: str) -> set[str]:
         """Every session id of `owner` that has any blob or Cosmos record."""
         found: set[str] = set()
-        async for _, session_id in self._snapshots.find_by_tags(f"\"owner\" = '{validate_id(owner, 'owner')}'"):
+        async for _, session_id in self.snapshots.find_by_tags(f"\"owner\" = '{validate_id(owner, 'owner')}'"):
             found.add(session_id)
-        async for session_id in self._snapshots.owner_sessions(owner):
+        async for session_id in self.snapshots.owner_sessions(owner):
             found.add(session_id)
-        found |= await self._metadata.sessions_of_owner(owner)
+        found |= await self.metadata.sessions_of_owner(owner)
         valid: set[str] = set()
         for session_id in found:
             try:
@@ -100,19 +93,19 @@ class Erasure:
     ) -> ErasureReceipt:
         """Erase every session and record of `owner` (an owner key); SessionBusy if a turn kept one busy."""
         validate_id(owner, "owner")
-        event = self._audit.event(
+        event = self.audit.event(
             session_id=user_partition(owner), owner=owner, actor=actor, action="erase_user", outcome="started",
             admin=admin,
         )  # fmt: skip
-        await self._audit.write(event)  # no proof, no erasure: a failure here propagates before anything is deleted
+        await self.audit.write(event)  # no proof, no erasure: a failure here propagates before anything is deleted
         progress = _Progress()
-        wait = self._busy_wait_seconds if busy_wait_seconds is None else busy_wait_seconds
+        wait = self.busy_wait_seconds if busy_wait_seconds is None else busy_wait_seconds
         remaining = await self._rounds(owner, progress, wait)
         if remaining:
             await self._finish(event, "busy", {**progress.details(), "sessions_remaining": len(remaining)})
             logger.warning("erasure of owner %s incomplete: %d sessions still busy", owner, len(remaining))
             raise SessionBusy(f"{len(remaining)} sessions")
-        completed_at = utc_iso(self._clock())
+        completed_at = utc_iso(self.clock())
         if not await self._finish(event, "ok", progress.details()):
             logger.error("erasure of owner %s done, but its final audit event was not written", owner)
         logger.info(
@@ -130,7 +123,7 @@ class Erasure:
             busy: set[str] = set()
             for session_id in sorted(remaining):
                 try:
-                    existed, removed = await remove_session(self._snapshots, self._metadata, owner, session_id)
+                    existed, removed = await remove_session(self.snapshots, self.metadata, owner, session_id)
                 except SessionBusy:
                     busy.add(session_id)
                     continue
@@ -144,12 +137,12 @@ class Erasure:
     async def _erase_loose_records(self, owner: str, busy: set[str]) -> int:
         """Turn records of the owner not reached through a session (matched by userId), then the owner's audit
         events. A busy session's records stay until it is erased as a whole, by the retry."""
-        removed = await self._metadata.turns.delete_owner(owner, keep_sessions=frozenset(busy))
-        return removed + await self._audit.delete_owner_events(owner)
+        removed = await self.metadata.turns.delete_owner(owner, keep_sessions=frozenset(busy))
+        return removed + await self.audit.delete_owner_events(owner)
 
     async def _finish(self, started: AuditEvent, outcome: str, details: dict[str, int]) -> bool:
         """Rewrite the erasure's event with its outcome and counts (never raises)."""
-        return await self._audit.record(
+        return await self.audit.record(
             session_id=started.session_id, owner=started.owner, actor=started.actor, action="erase_user",
             outcome=outcome, admin=started.admin, details=details, event_id=started.id,
         )  # fmt: skip

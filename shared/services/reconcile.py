@@ -67,11 +67,11 @@ def session_expression(session_id: str) -> str:
 # ---- the service -------------------------------------------------------------------------------------------------
 
 
+@dataclass
 class Reconciler:
-    def __init__(self, snapshots: SnapshotStore, metadata: MetadataStore, batch_size: int) -> None:
-        self._snapshots = snapshots
-        self._metadata = metadata
-        self._batch_size = batch_size
+    snapshots: SnapshotStore
+    metadata: MetadataStore
+    batch_size: int
 
     async def reconcile(
         self, *, owner: str | None = None, session_id: str | None = None, expression: str | None = None
@@ -81,16 +81,16 @@ class Reconciler:
         report = ReconcileReport()
         # Refilling an emptied Cosmos (the local emulator restarted) needs its database and containers first; in
         # Azure (COSMOS_CREATE_RESOURCES off) this does nothing.
-        await self._metadata.recreate_missing()
+        await self.metadata.recreate_missing()
         if owner is not None and session_id is not None:
             await self.session(owner, session_id, report)
         elif owner is not None:
             seen = await self._tagged(owner_expression(owner), report)
-            for orphan in sorted(await self._metadata.sessions_of_owner(owner) - {sid for _, sid in seen}):
+            for orphan in sorted(await self.metadata.sessions_of_owner(owner) - {sid for _, sid in seen}):
                 await self.session(owner, orphan, report)
         elif session_id is not None:
             seen = await self._tagged(session_expression(session_id), report)
-            owners = await self._metadata.turns.owners_of_session(session_id)
+            owners = await self.metadata.turns.owners_of_session(session_id)
             for orphan_owner in sorted(owners - {o for o, _ in seen}):
                 await self.session(orphan_owner, session_id, report)
         else:
@@ -120,8 +120,8 @@ class Reconciler:
         before = report.turns_repaired + report.summaries_repaired
         await self._repair(owner, session_id, report)
         repaired = report.turns_repaired + report.summaries_repaired > before
-        if repaired and not await self._snapshots.exists(owner, session_id):
-            removed = await self._metadata.delete_session(owner, session_id)
+        if repaired and not await self.snapshots.exists(owner, session_id):
+            removed = await self.metadata.delete_session(owner, session_id)
             logger.info("session %s was deleted while being reconciled; %d records taken back", session_id, removed)
             report.orphans_removed += removed
 
@@ -130,9 +130,9 @@ class Reconciler:
         validate_id(session_id)
         report.sessions_checked += 1
         try:
-            snapshot = await self._snapshots.load(owner, session_id)
+            snapshot = await self.snapshots.load(owner, session_id)
         except SessionNotFound:
-            removed = await self._metadata.delete_session(owner, session_id)
+            removed = await self.metadata.delete_session(owner, session_id)
             if removed:
                 logger.info("reconcile removed %d orphan records of session %s", removed, session_id)
             report.orphans_removed += removed
@@ -141,12 +141,12 @@ class Reconciler:
             report.failed += 1
             logger.warning("reconcile could not read session %s: %s", session_id, type(exc).__name__)
             return
-        report.turns_repaired += await self._metadata.turns.repair(owner, session_id, snapshot.records)
-        report.summaries_repaired += int(await self._metadata.sessions.repair(summary_of(snapshot)))
+        report.turns_repaired += await self.metadata.turns.repair(owner, session_id, snapshot.records)
+        report.summaries_repaired += int(await self.metadata.sessions.repair(summary_of(snapshot)))
 
     async def _tagged(self, expression: str, report: ReconcileReport) -> set[tuple[str, str]]:
         seen: set[tuple[str, str]] = set()
-        async for batch in batched(self._snapshots.find_by_tags(expression), self._batch_size):
+        async for batch in batched(self.snapshots.find_by_tags(expression), self.batch_size):
             for owner, session_id in batch:
                 seen.add((owner, session_id))
                 try:

@@ -132,33 +132,25 @@ class RetentionPolicy:
     batch_size: int
 
 
+@dataclass
 class Retention:
     """The sweep over the two stores, its audit events, and the reconcile step of the timer's job."""
 
-    def __init__(
-        self,
-        snapshots: SnapshotStore,
-        metadata: MetadataStore,
-        audit: AuditLog,
-        reconciler: Reconciler,
-        policy: RetentionPolicy,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self._snapshots = snapshots
-        self._metadata = metadata
-        self._audit = audit
-        self._reconciler = reconciler
-        self._policy = policy
-        self._clock = clock
+    snapshots: SnapshotStore
+    metadata: MetadataStore
+    audit: AuditLog
+    reconciler: Reconciler
+    policy: RetentionPolicy
+    clock: Callable[[], datetime] = utc_now
 
     async def run_job(self, now: datetime | None = None, max_batches: int | None = TIMER_MAX_BATCHES) -> JobReport:
         """The timer's work: a bounded sweep, then reconcile of recently active sessions (skipped in a dry run)."""
-        now = now or self._clock()
+        now = now or self.clock()
         retention = await self.sweep(now, max_batches=max_batches)
         repaired = None
         if not retention.dry_run:
             try:
-                repaired = await self._reconciler.recent(now)
+                repaired = await self.reconciler.recent(now)
             except Exception:  # noqa: BLE001 - the deletions are done and reported; reconcile runs again next time
                 logger.exception("reconcile step of the retention job failed")
         return JobReport(retention, repaired)
@@ -172,9 +164,9 @@ class Retention:
         max_batches: int | None = None,
     ) -> RetentionReport:
         """Delete every session idle since before `now - RETENTION_DAYS`; see the module docstring."""
-        dry_run = self._policy.dry_run if dry_run is None else dry_run
-        size = batch_size or self._policy.batch_size
-        cutoff = retention_cutoff(now, self._policy.days)
+        dry_run = self.policy.dry_run if dry_run is None else dry_run
+        size = batch_size or self.policy.batch_size
+        cutoff = retention_cutoff(now, self.policy.days)
         report = RetentionReport(cutoff=utc_iso(cutoff), dry_run=dry_run)
         budget = _Budget(max_batches)
         await self._sweep_snapshots(cutoff, size, budget, report)
@@ -192,7 +184,7 @@ class Retention:
     async def _sweep_snapshots(self, cutoff: datetime, size: int, budget: _Budget, report: RetentionReport) -> None:
         # Batched here, not by the service's page size: Azurite applies `maxresults` before the tag filter and
         # then drops the continuation marker, losing matches; the SDK's own pages hold at most 5000 names.
-        candidates = self._snapshots.find_by_tags(candidate_expression(cutoff))
+        candidates = self.snapshots.find_by_tags(candidate_expression(cutoff))
         async with contextlib.aclosing(batched(candidates, size)) as batches:
             async for batch in batches:
                 if not budget.take():
@@ -212,9 +204,9 @@ class Retention:
         if report.dry_run:
             await self._expire_dry(owner, session_id, cutoff, report)
             return
-        async with self._snapshots.locked(owner, session_id) as lock:
+        async with self.snapshots.locked(owner, session_id) as lock:
             try:
-                snapshot = await self._snapshots.load(owner, session_id)
+                snapshot = await self.snapshots.load(owner, session_id)
             except SessionConflict:
                 # Under our lease no compaction can run, so a missing journal means an earlier delete stopped
                 # half way (journals go first): finish it.
@@ -222,10 +214,10 @@ class Retention:
             if snapshot is not None and not is_expired(snapshot.updated_at, cutoff):
                 report.skipped += 1
                 if tag_is_stale(snapshot.updated_at, cutoff):
-                    await self._snapshots.retag(lock, snapshot)
+                    await self.snapshots.retag(lock, snapshot)
                 return
             report.expired += 1
-            await self._snapshots.delete(owner, session_id, lock=lock)
+            await self.snapshots.delete(owner, session_id, lock=lock)
         report.records_deleted += await self._delete_records(owner, session_id)
         report.deleted += 1
         report.note(owner, session_id)
@@ -233,7 +225,7 @@ class Retention:
     async def _expire_dry(self, owner: str, session_id: str, cutoff: datetime, report: RetentionReport) -> None:
         """What `_expire` would do, without a lease (a dry run never blocks a turn) or any write."""
         try:
-            snapshot = await self._snapshots.load(owner, session_id)
+            snapshot = await self.snapshots.load(owner, session_id)
         except SessionConflict:  # a half-deleted remnant (journal gone): it would be finished off
             snapshot = None
         if snapshot is None or is_expired(snapshot.updated_at, cutoff):
@@ -250,7 +242,7 @@ class Retention:
             if not budget.take():
                 report.complete = False
                 return
-            page = await self._metadata.sessions.idle(utc_iso(cutoff), after, size)
+            page = await self.metadata.sessions.idle(utc_iso(cutoff), after, size)
             for owner, session_id, sort_key in page:
                 after = sort_key
                 try:
@@ -263,7 +255,7 @@ class Retention:
 
     async def _orphan(self, owner: str, session_id: str, report: RetentionReport) -> None:
         owner, session_id = validate_id(owner, "owner"), validate_id(session_id)
-        if await self._snapshots.exists(owner, session_id):
+        if await self.snapshots.exists(owner, session_id):
             return  # the snapshot decides; the first pass deals with it
         report.orphans_found += 1
         report.note(owner, session_id)
@@ -274,8 +266,8 @@ class Retention:
 
     async def _delete_records(self, owner: str, session_id: str) -> int:
         """Remove a session's Cosmos records and audit the deletion; returns how many documents went."""
-        removed = await self._metadata.delete_session(owner, session_id)
-        await self._audit.record(
+        removed = await self.metadata.delete_session(owner, session_id)
+        await self.audit.record(
             session_id=session_id, owner=owner, actor=RETENTION_ACTOR, action="retention_delete",
             details={"records_deleted": removed},
         )  # fmt: skip

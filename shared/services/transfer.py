@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,18 +28,15 @@ from shared.storage.snapshots import SnapshotStore
 logger = logging.getLogger(__name__)
 
 
+@dataclass
 class SessionTransfer:
-    def __init__(
-        self,
-        settings: Settings,
-        snapshots: SnapshotStore,
-        metadata: MetadataStore,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self._settings = settings
-        self._snapshots = snapshots
-        self._metadata = metadata
-        self._clock = clock
+    settings: Settings
+    snapshots: SnapshotStore
+    metadata: MetadataStore
+    clock: Callable[[], datetime] = utc_now
+
+    def __post_init__(self) -> None:
+        settings = self.settings
         self._limits = ImportLimits(settings.import_max_messages, settings.message_max_chars)
         self._redactor = Redactor(settings.pii_extra_patterns) if settings.pii_redaction else None
 
@@ -46,15 +44,15 @@ class SessionTransfer:
         validate_id(owner, "owner")
         if session_id is not None:
             validate_id(session_id)
-        now = self._clock()
+        now = self.clock()
         plan = plan_import(fmt, data, limits=self._limits, now=now)
         if self._redactor is not None:
             plan = redacted(plan, self._redactor)
-        if session_id is not None and await self._snapshots.exists(owner, session_id):
+        if session_id is not None and await self.snapshots.exists(owner, session_id):
             raise SessionExists(session_id)
         snapshot = imported_snapshot(plan, session_id or new_session_id(), owner, now)
         try:
-            saved = await self._snapshots.create(snapshot)
+            saved = await self.snapshots.create(snapshot)
         except SessionConflict:
             if session_id is None:
                 raise
@@ -65,16 +63,16 @@ class SessionTransfer:
     async def export_session(self, owner: str, session_id: str) -> dict[str, Any]:
         validate_id(owner, "owner")
         validate_id(session_id)
-        snapshot = await self._snapshots.load(owner, session_id)
-        return export_document(snapshot, self._clock())
+        snapshot = await self.snapshots.load(owner, session_id)
+        return export_document(snapshot, self.clock())
 
     async def fork_session(self, owner: str, session_id: str, at_turn: int) -> SessionView:
         validate_id(owner, "owner")
         validate_id(session_id)
         # A plain read: the source is never leased or written, so a turn running on it is not disturbed.
-        source = await self._snapshots.load(owner, session_id)
-        forked = fork_snapshot(source, at_turn, new_session_id(), self._clock())
-        saved = await self._snapshots.create(forked)
+        source = await self.snapshots.load(owner, session_id)
+        forked = fork_snapshot(source, at_turn, new_session_id(), self.clock())
+        saved = await self.snapshots.create(forked)
         logger.info("forked session %s at turn %d into %s", session_id, at_turn, saved.session_id)
         return await self._record_metadata(saved)
 
@@ -83,7 +81,7 @@ class SessionTransfer:
         session is durable in Blob already; reconcile repairs Cosmos)."""
         summary = summary_of(snapshot)
         try:
-            await self._metadata.record_session(summary, snapshot.records)
+            await self.metadata.record_session(summary, snapshot.records)
         except Exception:  # noqa: BLE001 - logged; the session is durable in Blob
             logger.exception("session %s saved, but its metadata write failed", snapshot.session_id)
         return SessionView(snapshot, summary)

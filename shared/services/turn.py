@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.agents.backends import Backend
 from shared.agents.session import AgentReply, run_agent
@@ -32,6 +32,9 @@ from shared.observability.spans import describe_decision, tracer
 from shared.services.events import Delta, FallbackTaken, RouteChosen, TurnCompleted, TurnEvent, TurnResult
 from shared.storage.metadata import MetadataStore
 from shared.storage.snapshots import SessionLock, SnapshotStore
+
+if TYPE_CHECKING:
+    from shared.services.conversations import Conversations
 
 logger = logging.getLogger(__name__)
 
@@ -71,21 +74,16 @@ class _Answered:
 
 
 class TurnRunner:
-    def __init__(
-        self,
-        settings: Settings,
-        snapshots: SnapshotStore,
-        metadata: MetadataStore,
-        backends: Mapping[str, Backend],
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._settings = settings
-        self._snapshots = snapshots
-        self._metadata = metadata
-        self._backends = backends
-        self._clock = clock
+    """The turn's steps, over the stores, backends, settings and clock of the `Conversations` that owns it."""
+
+    def __init__(self, owner: Conversations) -> None:
+        self._settings: Settings = owner.settings
+        self._snapshots: SnapshotStore = owner.snapshots
+        self._metadata: MetadataStore = owner.metadata
+        self._backends: Mapping[str, Backend] = owner.backends
+        self._clock: Callable[[], datetime] = owner.clock
         # Built once (patterns compiled once); None when redaction is off, so a turn pays one `is None` check.
-        self._redactor = Redactor(settings.pii_extra_patterns) if settings.pii_redaction else None
+        self._redactor = Redactor(self._settings.pii_extra_patterns) if self._settings.pii_redaction else None
 
     async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
         """Route the turn, call the chosen backend (falling back on failure), record the answer and save it."""

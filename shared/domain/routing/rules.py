@@ -29,7 +29,8 @@ proofread is still easy), while a real code block, a proof or a question that co
 constraints or domain terms does. Patterns are looked for in the first 4,000 characters (the question nearly
 always comes first, and it bounds the cost of a huge paste); length counts the whole prompt.
 
-The cue tables themselves are data, in `vocabulary.py`. Everything here is pure and deterministic.
+The cue tables and patterns themselves are data, in `rules-v1.toml` (loaded by `vocabulary.py`). Everything
+here is pure and deterministic.
 """
 
 from __future__ import annotations
@@ -111,58 +112,19 @@ def _cues(*entries: tuple[str, str, float]) -> _Cues:
     )
 
 
-_CODE_WORDS = _cues(*vocabulary.CODE_WORDS)
-_MATH_WORDS = _cues(*vocabulary.MATH_WORDS)
-_REASONING_WORDS = _cues(*vocabulary.REASONING_WORDS)
-_DOMAIN_WORDS = _cues(*vocabulary.DOMAIN_WORDS)
-_CONSTRAINT_WORDS = _cues(*vocabulary.CONSTRAINT_WORDS)
-_SEQUENCE_WORDS = _cues(*vocabulary.SEQUENCE_WORDS)
-
-_FENCE = "```"
-# Line-oriented patterns start with a literal "\n" and run on the window framed by newlines (``_Text.lines``):
-# a literal first character lets the regex engine skip ahead quickly, which MULTILINE "^" does not.
-_TRACE_MARKERS = ("Traceback (most recent call last)", "\nException in thread ", "\npanic: ")
-_TRACE_RE = re.compile(r"\n[ \t]*File \"[^\"\n]+\", line \d+|\n[ \t]*at [\w$.<>]+\([^()\n]*:\d+(?::\d+)?\)")
-_ERROR_NAME_RE = re.compile(r"\b[A-Z]\w*(?:Error|Exception)\b")
-_CODE_LINE_START_RE = re.compile(
-    r"\n[ \t]*(?:def |async def |class \w|import [\w.]+|from [\w.]+ import |fn \w|func \w|function\b|"
-    r"public |private |protected |static |const \w|let \w|var \w|#include|package \w|using \w|"
-    r"return\b|if ?\(|for ?\(|while ?\(|try:|try \{|except\b|catch ?\(|SELECT |INSERT INTO|UPDATE \w|CREATE TABLE)"
-)
-_CODE_LINE_END_RE = re.compile(r"[;{}][ \t]*\n")
-_CODE_OPERATOR_RE = re.compile(r"=>|->|::|==|!=|&&|\|\||\+=|-=|:=|\+\+")
-_CALL_ARGS_RE = re.compile(r"\((?:[^()\n]{2,80})?\)")  # a call when preceded by a name: f(a, b), main()
-_INLINE_CODE_RE = re.compile(r"`[^`\n]+`")
-_SQL_RE = re.compile(r"\bSELECT\b[^;]{1,200}?\bFROM\b")
-_MARKUP_RE = re.compile(r"</[A-Za-z][\w-]*>")
-
-_LATEX_RE = re.compile(
-    r"\\(?:frac|int|iint|sum|prod|sqrt|lim|infty|partial|nabla|alpha|beta|gamma|delta|epsilon|theta|lambda|"
-    r"sigma|mu|pi|cdot|times|leq|geq|neq|approx|mathbb|mathrm|mathcal|begin|left|right|ln|log|sin|cos|vec|hat|"
-    r"binom|forall|exists|in|subseteq)\b"
-    r"|\$[^$\n]*[\\^_][^$\n]*\$"
-)
-_MATH_SYMBOLS = frozenset("∫∑∏√∞≤≥≠≈∀∃∈∉⊂⊆∪∩∂∇±÷⇒⇔ℝℕℤℚ")
+_CUES = {name: _cues(*table) for name, table in vocabulary.CUES.items()}
+_RE = {name: re.compile(source) for name, source in vocabulary.PATTERNS.items()}
 # (pattern, substrings of which at least one must occur for the pattern to possibly match: a cheap pre-check)
-_EQUATIONS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
-    (re.compile(r"[a-zA-Z]\s*\^\s*[\d{(a-z]"), ("^",)),  # x^2
-    (re.compile(r"\b[a-z]\([a-z]\)\s*="), ("=",)),  # f(x) =
-    (re.compile(r"\bd[a-z]\s*/\s*d[a-z]\b"), ("/",)),  # dy/dx
-    (re.compile(r"\b\d+[a-z]\s*[-+=]"), ("+", "=", "-")),  # 3x + 1
-    (re.compile(r"\b[a-z]\s*=\s*-?\d"), ("=",)),  # x = 5
-)
-_ARITHMETIC_RE = re.compile(r"\d[ \t]*(?:[+*/×÷^][ \t]*|[ \t]-[ \t]+)\d")
-_ARITHMETIC_HINTS = ("+", "*", "/", "×", "÷", "^", " - ")
-
-_LIST_ITEM_RE = re.compile(r"\n[ \t]*(?:\d{1,2}[.)]|[-*•])[ \t]+\S")
-_QUANTITY_RE = re.compile(
-    r"\d[\d,.]*[ \t]*[kKmM]?[ \t]*(?:ms|milliseconds?|seconds?|rps|qps|tps|req/s|requests? per (?:second|minute)|"
-    r"users|concurrent|[GMT]B|%)(?!\w)"
-)
+_EQUATIONS = tuple((re.compile(source), tuple(hints)) for source, hints in vocabulary.MATH["equations"])
+_FENCE: str = vocabulary.TEXT["fence"]
+_TRACE_MARKERS: tuple[str, ...] = tuple(vocabulary.TEXT["trace_markers"])
+_MATH_SYMBOLS = frozenset(vocabulary.MATH["symbols"])
+_ARITHMETIC_HINTS: tuple[str, ...] = tuple(vocabulary.MATH["arithmetic_hints"])
 # Splits text into words: punctuation (ASCII and the typographic kind phones insert) becomes a space.
-_WORD_BREAKS = str.maketrans(dict.fromkeys(string.punctuation + string.whitespace + "‘’“”«»¿¡–—…•·", " "))
-
-_UNIT_WORDS = word_set(vocabulary.UNIT_WORDS)
+_WORD_BREAKS = str.maketrans(
+    dict.fromkeys(string.punctuation + string.whitespace + vocabulary.TEXT["word_breaks"], " ")
+)
+_UNIT_WORDS = word_set(vocabulary.TEXT["unit_words"])
 
 
 def words_of(text: str) -> list[str]:
@@ -236,28 +198,28 @@ def _has_call(window: str) -> bool:
         return False
     return any(
         m.start() > 0 and (window[m.start() - 1].isalnum() or window[m.start() - 1] == "_")
-        for m in _CALL_ARGS_RE.finditer(window)
+        for m in _RE["call_args"].finditer(window)
     )
 
 
 def _code(text: _Text) -> tuple[float, str]:
-    points, words = _match(text, _CODE_WORDS)
+    points, words = _match(text, _CUES["code"])
     label = f"code ({_quoted(words)})" if words else "code"
     window, lines = text.window, text.lines
     syntax = 0.0
-    if _CODE_LINE_START_RE.search(lines):
+    if _RE["code_line_start"].search(lines):
         syntax += 1.5
-    if "SELECT" in window and _SQL_RE.search(window):
+    if "SELECT" in window and _RE["sql"].search(window):
         syntax += 1.5
-    if _CODE_LINE_END_RE.search(lines):
+    if _RE["code_line_end"].search(lines):
         syntax += 1.0
-    if _CODE_OPERATOR_RE.search(window):
+    if _RE["code_operator"].search(window):
         syntax += 1.0
-    if "</" in window and _MARKUP_RE.search(window):
+    if "</" in window and _RE["markup"].search(window):
         syntax += 1.0
     if _has_call(window):
         syntax += 0.5
-    if "`" in window and _INLINE_CODE_RE.search(window):
+    if "`" in window and _RE["inline_code"].search(window):
         syntax += 0.5
     if syntax:
         points += syntax
@@ -266,17 +228,17 @@ def _code(text: _Text) -> tuple[float, str]:
     if fences:
         points += 3.0 if fences >= 2 else 1.5
         label = "code block"
-    if ("Error" in window or "Exception" in window) and _ERROR_NAME_RE.search(window):
+    if ("Error" in window or "Exception" in window) and _RE["error_name"].search(window):
         points += 1.0
         label = label if fences else "error message"
-    if any(marker in lines for marker in _TRACE_MARKERS) or _TRACE_RE.search(lines):
+    if any(marker in lines for marker in _TRACE_MARKERS) or _RE["trace"].search(lines):
         points += 3.0
         label = "stack trace"
     return points, label
 
 
 def _math(text: _Text) -> tuple[float, str]:
-    points, words = _match(text, _MATH_WORDS)
+    points, words = _match(text, _CUES["math"])
     label = f"math ({_quoted(words)})" if words else ""
     window = text.window
     if any(any(h in window for h in hints) and pattern.search(window) for pattern, hints in _EQUATIONS):
@@ -286,24 +248,24 @@ def _math(text: _Text) -> tuple[float, str]:
     if symbols:
         points += min(symbols, 3)
         label = label or "math symbols"
-    if ("\\" in window or "$" in window) and _LATEX_RE.search(window):
+    if ("\\" in window or "$" in window) and _RE["latex"].search(window):
         points += 2.0
         label = "LaTeX math"
     if "prove" in words:
         label = "proof"
-    if any(h in window for h in _ARITHMETIC_HINTS) and _ARITHMETIC_RE.search(window):
+    if any(h in window for h in _ARITHMETIC_HINTS) and _RE["arithmetic"].search(window):
         points += 0.5
         label = label or "arithmetic"
     return points, label
 
 
 def _multi_step(text: _Text) -> tuple[float, str]:
-    points, words = _match(text, _SEQUENCE_WORDS)
+    points, words = _match(text, _CUES["sequence"])
     label = f"multi-step ({_quoted(words)})" if words else "multi-step"
     if "first" in text.words and not text.words.isdisjoint(("then", "next", "second", "finally")):
         points += 1.5
         label = "first ... then"
-    items = len(_LIST_ITEM_RE.findall(text.lines))
+    items = len(_RE["list_item"].findall(text.lines))
     if items >= 2:
         points += 0.75 * (items - 1)
         label = f"{items}-item list"
@@ -321,7 +283,7 @@ def _has_quantity(text: _Text) -> bool:
         or not text.words.isdisjoint(_UNIT_WORDS)
         or any(w[-2:] in ("ms", "gb", "mb", "tb") and w[0].isdigit() for w in text.words)
     )
-    return hinted and _QUANTITY_RE.search(text.window) is not None
+    return hinted and _RE["quantity"].search(text.window) is not None
 
 
 def length_contribution(words: int, chars: int) -> float:
@@ -337,9 +299,9 @@ def analyze(prompt: str) -> Analysis:
         "multi_step": _multi_step(text),
     }
     for name, cues, title in (
-        ("reasoning", _REASONING_WORDS, "reasoning"),
-        ("domain", _DOMAIN_WORDS, "domain terms"),
-        ("constraints", _CONSTRAINT_WORDS, "constraints"),
+        ("reasoning", _CUES["reasoning"], "reasoning"),
+        ("domain", _CUES["domain"], "domain terms"),
+        ("constraints", _CUES["constraint"], "constraints"),
     ):
         value, labels = _match(text, cues)
         if name == "constraints" and _has_quantity(text):

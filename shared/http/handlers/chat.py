@@ -23,8 +23,7 @@ async def chat(call: Call) -> Response:
             await events.aclose()
             raise
         return sse_response(first, events)
-    action = "continue" if body.session_id else "create"
-    async with services.audit.audited(owner, body.session_id, action) as audited:
+    async with call.audited(action="continue" if body.session_id else "create", session_id=body.session_id) as audited:
         result = await services.conversations.chat(owner, body.message, body.session_id, body.route)
         audited.session_id = result.session_id
     return json_response(chat_model(result))
@@ -34,10 +33,9 @@ async def resume_session(call: Call) -> Response:
     session_id = call.param("session_id")
     body = await call.body(ResumeRequest, optional=True)
     owner = call.caller.owner
-    services = await call.services()
-    conversations = services.conversations
+    conversations = (await call.services()).conversations
     answer = None
-    async with services.audit.audited(owner, session_id, "read" if body.message is None else "continue"):
+    async with call.audited(action="read" if body.message is None else "continue", session_id=session_id):
         if body.message is not None:
             answer = chat_model(await conversations.chat(owner, body.message, session_id, body.route))
         view = await conversations.get(owner, session_id)

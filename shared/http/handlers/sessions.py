@@ -29,29 +29,23 @@ async def list_sessions(call: Call) -> Response:
 
 async def get_session(call: Call) -> Response:
     session_id = call.param("session_id")
-    owner = call.caller.owner
-    services = await call.services()
-    async with services.audit.audited(owner, session_id, "read"):
-        view = await services.conversations.get(owner, session_id)
+    async with call.audited(action="read", session_id=session_id):
+        view = await (await call.services()).conversations.get(call.caller.owner, session_id)
     return json_response(session_model(view))
 
 
 async def delete_session(call: Call) -> Response:
     session_id = call.param("session_id")
-    owner = call.caller.owner
-    services = await call.services()
-    async with services.audit.audited(owner, session_id, "delete"):
-        if not await services.conversations.delete(owner, session_id):
+    async with call.audited(action="delete", session_id=session_id):
+        if not await (await call.services()).conversations.delete(call.caller.owner, session_id):
             raise not_found()
     return Response(status_code=204)
 
 
 async def session_analytics(call: Call) -> Response:
     session_id = call.param("session_id")
-    owner = call.caller.owner
-    services = await call.services()
-    async with services.audit.audited(owner, session_id, "read_analytics"):
-        result = await services.conversations.session_analytics(owner, session_id)
+    async with call.audited(action="read_analytics", session_id=session_id):
+        result = await (await call.services()).conversations.session_analytics(call.caller.owner, session_id)
     return json_response(analytics_model(result), exclude_unset=True)
 
 

@@ -17,28 +17,23 @@ def _created(view: SessionView) -> Response:
 
 async def import_session(call: Call) -> Response:
     body = await call.body(ImportRequest, limit=call.settings.import_max_bytes)
-    owner = call.caller.owner
-    services = await call.services()
-    async with services.audit.audited(owner, None, "import") as audited:
-        view = await services.transfer.import_session(owner, body.format, body.data, body.session_id)
+    async with call.audited(action="import", session_id=None) as audited:
+        transfer = (await call.services()).transfer
+        view = await transfer.import_session(call.caller.owner, body.format, body.data, body.session_id)
         audited.session_id = view.snapshot.session_id
     return _created(view)
 
 
 async def export_session(call: Call) -> Response:
     session_id = call.param("session_id")
-    owner = call.caller.owner
-    services = await call.services()
-    async with services.audit.audited(owner, session_id, "export"):
-        document = await services.transfer.export_session(owner, session_id)
+    async with call.audited(action="export", session_id=session_id):
+        document = await (await call.services()).transfer.export_session(call.caller.owner, session_id)
     return json_response(ExportDocument.model_validate(document))
 
 
 async def fork_session(call: Call) -> Response:
     session_id = call.param("session_id")
     body = await call.body(ForkRequest)
-    owner = call.caller.owner
-    services = await call.services()
-    async with services.audit.audited(owner, session_id, "fork"):
-        view = await services.transfer.fork_session(owner, session_id, body.at_turn)
+    async with call.audited(action="fork", session_id=session_id):
+        view = await (await call.services()).transfer.fork_session(call.caller.owner, session_id, body.at_turn)
     return _created(view)
