@@ -64,3 +64,24 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .pytest_cache .ruff_cache .mypy_cache
+
+# ===== worker indexing (tests/test_worker_indexing.py) ===========================================================
+# .venv-worker: what Azure installs (requirements.txt) plus the Functions Python worker's own indexing code
+# (requirements-worker.txt, exact pins installed with --ignore-requires-python: see that file). The test indexes
+# function_app.py with it in a subprocess, so .venv stays free of the worker. `setup` (and so `make test`) builds it.
+WORKER := .venv-worker
+
+setup: $(WORKER)/.installed
+
+$(WORKER)/.installed: requirements.txt requirements-worker.txt
+	test -x $(WORKER)/bin/python || $(PYTHON) -m venv $(WORKER)
+	$(WORKER)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(WORKER)/bin/pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python -r requirements-worker.txt
+	$(WORKER)/bin/pip check
+	touch $@
+
+.PHONY: clean-worker
+clean: clean-worker
+clean-worker:
+	rm -rf $(WORKER)
+# ===== end worker indexing =======================================================================================
