@@ -242,7 +242,7 @@ def test_every_http_function_binds_its_one_parameter_and_returns_http(indexed: d
 
 
 def test_the_worker_indexes_exactly_what_the_dev_server_serves(indexed: dict[str, Any]) -> None:
-    from shared.openapi import document
+    from shared.http.routes import document
     from tools.devserver import http_functions as served
 
     served_routes = {(method, route) for route, methods, _ in served() for method in methods}
@@ -260,7 +260,7 @@ def test_the_worker_indexes_exactly_what_the_dev_server_serves(indexed: dict[str
 def test_the_retention_timer_is_indexed_with_its_schedule_setting(indexed: dict[str, Any]) -> None:
     import azure.functions as func
 
-    from shared.settings import SETTINGS_SPEC
+    from shared.config import SETTINGS_SPEC
 
     timers = [f for f in indexed["functions"] if trigger_of(f)["type"] == "timerTrigger"]
     assert len(timers) == 1, [f["name"] for f in timers]
