@@ -60,8 +60,7 @@ def _file_specs() -> list[SettingSpec]:
     with (Path(__file__).parent / "settings.toml").open("rb") as file:
         table = tomllib.load(file)
     return [
-        SettingSpec(item["name"], item.get("default"), item["description"], item["azure"])
-        for item in table["setting"]
+        SettingSpec(item["name"], item.get("default"), item["description"], item["azure"]) for item in table["setting"]
     ]
 
 
