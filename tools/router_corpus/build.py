@@ -1,0 +1,399 @@
+"""Build the labelled router corpus (single turns and conversations) and its train/dev split.
+
+    python -m tools.router_corpus.build [--mirrors DIR]
+
+Reads public datasets from bare git mirrors (one directory per repository, ``owner+name/repo``, as the
+team's fetch tool lays them out; each source pins the commit it was read at) plus the hand-written files in
+``handwritten/``, applies the labelling rules documented in SOURCES.md, and writes
+
+    single_train.jsonl, single_dev.jsonl, conversations_train.jsonl, conversations_dev.jsonl
+
+The committed JSONL files are the artefact; the mirrors are only needed to rebuild them. Sampling and the split
+are deterministic: items are ordered by sha256(seed + id), never by Python's randomised ``hash``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import re
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SEED = "router-corpus-v1"
+DEV_FRACTION = 0.25
+
+# (mirror dir, commit) of every public source; SOURCES.md repeats these.
+REPOS = {
+    "gsm8k": ("openai+grade-school-math", "3101c7d5072418e28b9008a6636bde82a006892c"),
+    "qwen": ("QwenLM+Qwen2.5-Math", "a45202bd16f1ec06f433442dc1152d0074773465"),
+    "clinc": ("clinc+oos-eval", "828f8093932c8fe6ca7936c3d2e52903b1c523de"),
+    "mtb101": ("mtbench101+mt-bench-101", "bc18b3e2c18c99164e11528f1a79c92083db5953"),
+    "nq": ("google-research-datasets+natural-questions", "fb26a3073b1fe636c97302890a27b491d6530130"),
+    "fastchat": ("lm-sys+FastChat", "0e6d3e4beaab66f4d3f93db72541a4abab8af28d"),
+    "math500": ("wulei20+AML_HW4_Infer", "1460fcce590211503876311be7fdb1103117afd4"),
+    "mbpp": ("Yogi-20MIS7040+DL", "d662033c07e0645e9334676c2e264beff68e5a8f"),
+    "kk": ("zhebushipinyin+Tom-RL", "463b2d5ffd5d25061829459217b93634a336cb94"),
+}
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join([SEED, *map(str, parts)]).encode()).hexdigest()
+
+
+def _sample(items: list[Any], n: int, salt: str, ident=lambda x: x) -> list[Any]:
+    return sorted(items, key=lambda x: _key(salt, ident(x)))[:n]
+
+
+class Mirrors:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def show(self, source: str, path: str) -> bytes:
+        repo, commit = REPOS[source]
+        git_dir = self.root / repo / "repo"
+        out = subprocess.run(
+            ["git", f"--git-dir={git_dir}", "show", f"{commit}:{path}"], capture_output=True, check=True
+        )
+        return out.stdout
+
+    def jsonl(self, source: str, path: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.show(source, path).decode().splitlines() if line.strip()]
+
+
+def _item(id_: str, text: str, label: str, category: str, source: str) -> dict[str, Any]:
+    assert label in ("local", "cloud"), label
+    return {"id": id_, "text": text.strip(), "label": label, "category": category, "source": source}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Public single-turn sources
+# ----------------------------------------------------------------------------------------------------------------
+
+# GSM8K: the number of <<calc>> annotations in the reference solution counts the dependent arithmetic steps.
+GSM8K_MIN_STEPS = 4
+
+
+def gsm8k(m: Mirrors) -> list[dict[str, Any]]:
+    rows = m.jsonl("gsm8k", "grade_school_math/data/train.jsonl")
+    multi = [(i, r) for i, r in enumerate(rows) if r["answer"].count("<<") >= GSM8K_MIN_STEPS]
+    picked = _sample(multi, 260, "gsm8k", lambda x: x[0])
+    return [
+        _item(f"gsm8k-train-{i}", r["question"], "cloud", "word_problem_multi", "gsm8k-train") for i, r in picked
+    ]
+
+
+def mawps_svamp(m: Mirrors) -> list[dict[str, Any]]:
+    out = []
+    for split, n in (("addsub", 90), ("singleeq", 90), ("multiarith", 40)):
+        rows = m.jsonl("qwen", f"evaluation/data/mawps/{split}.jsonl")
+        for i, r in _sample(list(enumerate(rows)), n, f"mawps-{split}", lambda x: x[0]):
+            text = re.sub(r"\s+([.,?!])", r"\1", r["input"])
+            out.append(_item(f"mawps-{split}-{i}", text, "local", "arith_single", f"mawps-{split}"))
+    rows = m.jsonl("qwen", "evaluation/data/svamp/test.jsonl")
+    for r in _sample(rows, 110, "svamp", lambda r: r["ID"]):
+        body = r["Body"].strip()
+        body = body if body.endswith(".") else body + "."
+        out.append(_item(f"svamp-{r['ID']}", f"{body} {r['Question'].strip()}", "local", "arith_single", "svamp"))
+    return out
+
+
+def math_competition(m: Mirrors) -> list[dict[str, Any]]:
+    out = []
+    rows = m.jsonl("math500", "data/math500/test1.jsonl")
+    rows = [r for r in rows if int(r["level"]) >= 2]
+    for r in _sample(rows, 230, "math500", lambda r: r["unique_id"]):
+        uid = r["unique_id"].replace("/", "-").removesuffix(".json")
+        out.append(_item(f"math500-{uid}", r["problem"], "cloud", "competition_math", "math500"))
+    rows = m.jsonl("qwen", "evaluation/data/gaokao2023en/test.jsonl")
+    for i, r in _sample(list(enumerate(rows)), 60, "gaokao", lambda x: x[0]):
+        out.append(_item(f"gaokao2023en-{i}", r["question"], "cloud", "competition_math", "gaokao2023en"))
+    return out
+
+
+CLINC_CHITCHAT = (
+    "greeting goodbye thank_you tell_joke what_is_your_name how_old_are_you are_you_a_bot who_made_you "
+    "where_are_you_from what_are_your_hobbies do_you_have_pets meaning_of_life fun_fact what_can_i_ask_you "
+    "who_do_you_work_for yes no maybe user_name"
+).split()
+CLINC_REQUESTS = (
+    "translate definition spelling measurement_conversion calculator timezone calories nutrition_info recipe "
+    "meal_suggestion ingredient_substitution cook_time travel_suggestion flip_coin roll_dice oil_change_how "
+    "jump_start tire_change improve_credit_score restaurant_suggestion food_last ingredients_list "
+    "international_visa plug_type vaccines distance gas_type exchange_rate carry_on"
+).split()
+
+
+def clinc(m: Mirrors) -> list[dict[str, Any]]:
+    data = json.loads(m.show("clinc", "data/data_full.json"))
+    by_intent: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for i, (text, intent) in enumerate(data["train"]):
+        by_intent[intent].append((i, text))
+    out = []
+    for intents, per, category in ((CLINC_CHITCHAT, 5, "chitchat"), (CLINC_REQUESTS, 3, "simple_request")):
+        for intent in intents:
+            for i, text in _sample(by_intent[intent], per, f"clinc-{intent}", lambda x: x[0]):
+                out.append(_item(f"clinc-train-{i}", text, "local", category, f"clinc150-{intent}"))
+    return out
+
+
+def efficientqa(m: Mirrors) -> list[dict[str, Any]]:
+    rows = m.jsonl("nq", "nq_open/NQ-open.efficientqa.dev.1.1.jsonl")
+    picked = _sample(list(enumerate(rows)), 260, "effqa", lambda x: x[0])
+    return [_item(f"effqa-dev-{i}", r["question"], "local", "factoid", "efficientqa-dev") for i, r in picked]
+
+
+# MBPP items judged non-trivial on review (dynamic programming, combinatorial search, tricky algorithms):
+# routed to the strong model per the policy ("non-trivial code generation").
+MBPP_HARD_WORDS = re.compile(
+    r"dynamic programming|minimum cost path|number of ways|longest (?:common|palindromic|increasing|bitonic)|"
+    r"maximum sum (?:increasing|of (?:non|bi))|edit distance|minimum number of (?:jumps|operations|swaps)|"
+    r"n-queens|tsp|knapsack|catalan|bell number|permutation coefficient|derangement|sudoku|hamiltonian|"
+    r"subset sum|partition|lucky number|nth (?:super )?ugly|friedman|shortest path|dijkstra|regex",
+    re.IGNORECASE,
+)
+
+
+def _mbpp_signature(code: str) -> str | None:
+    match = re.search(r"^def (\w+)\(([^)]*)\)\s*:", code, re.MULTILINE)
+    return f"def {match.group(1)}({match.group(2).strip()}):" if match else None
+
+
+def mbpp(m: Mirrors) -> list[dict[str, Any]]:
+    rows = m.jsonl("mbpp", "mbpp.jsonl")
+    rows = [r for r in rows if isinstance(r.get("task_id"), int)]
+    picked = _sample(rows, 300, "mbpp", lambda r: r["task_id"])
+    out = []
+    for n, r in enumerate(picked):
+        label = "cloud" if MBPP_HARD_WORDS.search(r["text"]) else "local"
+        category = "code_hard" if label == "cloud" else "code_easy"
+        sig = _mbpp_signature(r["code"])
+        if n % 4 == 0 and sig and r["test_list"]:
+            # a docstring-style prompt, as code benchmarks phrase it
+            doc = r["text"].strip()
+            example = r["test_list"][0].replace("assert ", "").strip()
+            text = f'{sig}\n    """{doc}\n    Example: {example}\n    """\n'
+            out.append(_item(f"mbpp-{r['task_id']}-sig", text, label, category, "mbpp"))
+        else:
+            out.append(_item(f"mbpp-{r['task_id']}", r["text"], label, category, "mbpp"))
+    return out
+
+
+def knights_knaves(m: Mirrors) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq  # training-time only (requirements-train.txt)
+
+    out = []
+    for people in (3, 4, 5, 6, 7):
+        table = pq.read_table(io.BytesIO(m.show("kk", f"data/kk/instruct/{people}ppl/train.parquet"))).to_pylist()
+        for i, r in _sample(list(enumerate(table)), 9, f"kk-{people}", lambda x: x[0]):
+            out.append(_item(f"kk-{people}ppl-train-{i}", r["quiz"], "cloud", "logic_puzzle", "knights-knaves"))
+    return out
+
+
+# Vicuna bench (80 questions), labelled one by one against the policy. Question 77 is left out: its wording is
+# that of a reserved evaluation question.
+VICUNA_CLOUD = {12, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 62}
+VICUNA_SKIP = {77}
+
+
+def vicuna(m: Mirrors) -> list[dict[str, Any]]:
+    out = []
+    for r in m.jsonl("fastchat", "fastchat/llm_judge/data/vicuna_bench/question.jsonl"):
+        qid = r["question_id"]
+        if qid in VICUNA_SKIP:
+            continue
+        label = "cloud" if qid in VICUNA_CLOUD else "local"
+        out.append(_item(f"vicuna-{qid}", r["turns"][0], label, f"vicuna_{r['category']}", "vicuna-bench"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# MT-Bench-101 conversations
+# ----------------------------------------------------------------------------------------------------------------
+
+MTB101_PER_TASK = {"CR": 8, "FR": 8, "AR": 7, "TS": 6, "CM": 6, "SI": 5, "SC": 3, "SA": 3, "MR": 10, "GR": 9}
+# Per-turn labels decided by hand for the math (MR) and general-reasoning (GR) dialogues: id -> labels.
+# Every other sampled dialogue is everyday advice or small rewrites, local on every turn (reviewed).
+MTB101_LABELS: dict[int, list[str]] = {}
+MTB101_CATEGORY = {
+    "CR": "fu_reformat",
+    "FR": "fu_reformat",
+    "AR": "fu_builds_on_easy",
+    "TS": "fu_new_easy",
+    "CM": "fu_builds_on_easy",
+    "SI": "fu_builds_on_easy",
+    "SC": "fu_builds_on_easy",
+    "SA": "fu_builds_on_easy",
+    "MR": "fu_math",
+    "GR": "fu_reasoning",
+}
+
+
+def mtb101_sample(m: Mirrors) -> list[dict[str, Any]]:
+    rows = m.jsonl("mtb101", "data/subjective/mtbench101.jsonl")
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_task[r["task"]].append(r)
+    picked = []
+    for task, n in MTB101_PER_TASK.items():
+        picked.extend(_sample(by_task[task], n, f"mtb101-{task}", lambda r: r["id"]))
+    return picked
+
+
+def mtb101(m: Mirrors) -> list[dict[str, Any]]:
+    labels = json.loads((HERE / "handwritten" / "mtb101_labels.json").read_text())
+    out = []
+    for r in mtb101_sample(m):
+        task = r["task"]
+        turn_labels = labels.get(str(r["id"])) or ["local"] * len(r["history"])
+        assert len(turn_labels) == len(r["history"]), r["id"]
+        turns = []
+        for k, (h, label) in enumerate(zip(r["history"], turn_labels, strict=True)):
+            if k == 0:
+                category = "first_" + ("hard" if label == "cloud" else "easy")
+            else:
+                category = MTB101_CATEGORY[task]
+            turns.append({"text": h["user"].strip(), "label": label, "category": category})
+        out.append({"id": f"mtb101-{r['id']}", "turns": turns, "source": f"mt-bench-101-{task}"})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Hand-written items
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def handwritten_single() -> list[dict[str, Any]]:
+    out = []
+    for path in sorted((HERE / "handwritten").glob("*.txt")):
+        if path.name == "conversations.txt":
+            continue
+        category = label = None
+        buf: list[str] = []
+        count: dict[str, int] = defaultdict(int)
+
+        def flush() -> None:
+            text = "\n".join(buf).strip()
+            buf.clear()
+            if text:
+                assert category and label, path
+                count[category] += 1
+                out.append(_item(f"hw-{category}-{count[category]}", text, label, category, "handwritten"))
+
+        for line in path.read_text().splitlines():
+            if line.startswith("#!"):
+                continue
+            if line.startswith("@ "):
+                flush()
+                _, category, label = line.split()
+            elif line.strip() == "%%":
+                flush()
+            else:
+                buf.append(line)
+        flush()
+    return out
+
+
+def handwritten_conversations() -> list[dict[str, Any]]:
+    convs: list[dict[str, Any]] = []
+    turn: dict[str, Any] | None = None
+    buf: list[str] = []
+
+    def flush() -> None:
+        if turn is not None:
+            turn["text"] = "\n".join(buf).strip()
+            convs[-1]["turns"].append(turn)
+        buf.clear()
+
+    for line in (HERE / "handwritten" / "conversations.txt").read_text().splitlines():
+        if line.startswith("#!"):
+            continue
+        if line.startswith("@@ "):
+            flush()
+            turn = None
+            convs.append({"id": line[3:].strip(), "turns": [], "source": "handwritten"})
+        elif line.startswith("## "):
+            flush()
+            _, label, category = line.split()
+            assert label in ("local", "cloud"), line
+            turn = {"text": "", "label": label, "category": category}
+        else:
+            buf.append(line)
+    flush()
+    return convs
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Split and write
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def split(items: list[dict[str, Any]], stratum) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Seeded, stratified: within each stratum, the first round(25%) by sha256 order go to dev."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in items:
+        groups[stratum(item)].append(item)
+    train, dev = [], []
+    for name in sorted(groups):
+        ordered = sorted(groups[name], key=lambda x: _key("split", x["id"]))
+        n_dev = round(len(ordered) * DEV_FRACTION)
+        dev.extend(ordered[:n_dev])
+        train.extend(ordered[n_dev:])
+    return sorted(train, key=lambda x: x["id"]), sorted(dev, key=lambda x: x["id"])
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
+    parser.add_argument("--dump-mtb101", action="store_true", help="print the sampled MT-Bench-101 dialogues")
+    args = parser.parse_args()
+    m = Mirrors(args.mirrors)
+    if args.dump_mtb101:
+        for r in mtb101_sample(m):
+            print(f"## {r['id']} {r['task']}")
+            for h in r["history"]:
+                print("   U:", h["user"].replace("\n", " ")[:400])
+        return
+
+    single = (
+        gsm8k(m)
+        + mawps_svamp(m)
+        + math_competition(m)
+        + clinc(m)
+        + efficientqa(m)
+        + mbpp(m)
+        + knights_knaves(m)
+        + vicuna(m)
+        + handwritten_single()
+    )
+    seen: set[str] = set()
+    unique = []
+    for item in single:
+        norm = " ".join(item["text"].lower().split())
+        if norm in seen or item["id"] in seen:
+            continue
+        seen.update((norm, item["id"]))
+        unique.append(item)
+    convs = handwritten_conversations() + mtb101(m)
+    s_train, s_dev = split(unique, lambda x: x["category"])
+    c_train, c_dev = split(convs, lambda x: x["source"])
+    _write(HERE / "single_train.jsonl", s_train)
+    _write(HERE / "single_dev.jsonl", s_dev)
+    _write(HERE / "conversations_train.jsonl", c_train)
+    _write(HERE / "conversations_dev.jsonl", c_dev)
+    print(f"single: {len(s_train)} train, {len(s_dev)} dev; conversations: {len(c_train)} train, {len(c_dev)} dev")
+
+
+if __name__ == "__main__":
+    main()
