@@ -184,6 +184,47 @@ def mbpp(m: Mirrors) -> list[dict[str, Any]]:
     return out
 
 
+# Long but easy: a long passage with a rewriting task (translate, summarise, proofread ...) stays local under
+# the policy ("simple rewriting ... translation"), so length alone must not decide. Passages: MT-Bench-101
+# assistant answers and GSM8K training problems (the task is to rewrite them, not to solve them).
+LONG_EASY_TEMPLATES = (
+    "Translate the following text into {lang}:\n\n{passage}",
+    "Summarize this in two sentences:\n\n{passage}",
+    "Proofread the text below and fix any spelling or grammar mistakes. Keep the meaning.\n\n{passage}",
+    "Turn this into a bulleted list of the main points:\n\n{passage}",
+    "Rewrite the following in a more casual, friendly tone:\n\n{passage}",
+    "{passage}\n\nCan you make the text above shorter, about half the length?",
+    "Extract the five most important keywords from this text:\n\n{passage}",
+    "Give this text a short, catchy title:\n\n{passage}",
+)
+LANGS = ("French", "Spanish", "German", "Italian", "Portuguese", "Dutch")
+
+
+def long_easy(m: Mirrors) -> list[dict[str, Any]]:
+    out = []
+    rows = m.jsonl("mtb101", "data/subjective/mtbench101.jsonl")
+    sampled = {r["id"] for r in mtb101_sample(m)}
+    passages = [
+        (r["id"], k, h["bot"].strip())
+        for r in rows
+        if r["id"] not in sampled and r["task"] not in ("MR", "GR")
+        for k, h in enumerate(r["history"])
+        if 400 <= len(h["bot"]) <= 2500
+    ]
+    for n, (rid, k, passage) in enumerate(_sample(passages, 90, "long-easy", lambda x: (x[0], x[1]))):
+        template = LONG_EASY_TEMPLATES[n % len(LONG_EASY_TEMPLATES)]
+        text = template.format(passage=passage, lang=LANGS[n % len(LANGS)])
+        out.append(_item(f"longeasy-mtb101-{rid}-{k}", text, "local", "long_easy", "mt-bench-101-answers"))
+    gsm = m.jsonl("gsm8k", "grade_school_math/data/train.jsonl")
+    used = {it["id"] for it in gsm8k(m)}
+    pool = [(i, r) for i, r in enumerate(gsm) if f"gsm8k-train-{i}" not in used and r["answer"].count("<<") >= 3]
+    for n, (i, r) in enumerate(_sample(pool, 40, "long-easy-gsm", lambda x: x[0])):
+        template = LONG_EASY_TEMPLATES[(n * 3) % 5]  # translate, summarise, proofread, bullets, tone
+        text = template.format(passage=r["question"], lang=LANGS[n % len(LANGS)])
+        out.append(_item(f"longeasy-gsm8k-{i}", text, "local", "long_easy", "gsm8k-train-rewrite"))
+    return out
+
+
 def knights_knaves(m: Mirrors) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq  # training-time only (requirements-train.txt)
 
@@ -375,6 +416,7 @@ def main() -> None:
         + mbpp(m)
         + knights_knaves(m)
         + vicuna(m)
+        + long_easy(m)
         + handwritten_single()
     )
     seen: set[str] = set()

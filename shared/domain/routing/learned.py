@@ -72,7 +72,7 @@ SCAN_CHARS = 3_000
 # A follow-up cue counts only in short messages, or in the opening of a long one.
 _CUE_WORDS = 40
 
-_TOKEN_RE = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*|[$%=+*/^<>\\{}()\[\]#`|_~?!:;-]")
+_TOKEN_RE = re.compile(r"c\+\+|c#|[a-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*|[$%=+*/^<>\\{}()\[\]#`|_~?!:;-]")
 _NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
 _LIST_ITEM_RE = re.compile(r"(?m)^[ \t]*(?:\d{1,2}[.)]|[-*•])[ \t]+\S")
 _CODE_LINE_RE = re.compile(
@@ -95,24 +95,87 @@ def _tokens(text: str) -> list[str]:
     return ["<n>" if t[0].isdigit() else t for t in _TOKEN_RE.findall(text.lower())]
 
 
+# Function words carry style, not difficulty: alone or paired with each other they are no feature.
+_STOP = frozenset(
+    """a an the of to in on at for and or but with by from as is are was were be been it its this that these
+    those i you we me my your our he she they them his her their there here s do does did so if than then""".split()
+)
+# Word families that generalise beyond the corpus vocabulary: each adds a count-bucket feature.
+_LEXICONS: dict[str, frozenset[str]] = {
+    "code": frozenset(
+        """python java javascript typescript rust golang go c++ cpp c# csharp kotlin swift scala haskell ruby php
+        perl bash shell powershell sql postgres postgresql mysql sqlite mongodb redis kafka spark hadoop react vue
+        angular django flask fastapi node nodejs express spring docker kubernetes k8s helm terraform ansible aws
+        azure gcp lambda api apis rest grpc graphql http websocket websockets tcp udp tls ssl dns nginx linux
+        kernel unix git github compiler interpreter parser lexer regex thread threads threading async await
+        concurrency concurrent mutex lock deadlock race memory pointer pointers heap stack queue array arrays
+        hashmap dictionary tree trees graph graphs recursion recursive algorithm algorithms complexity
+        database databases schema index query queries cache caching server servers client backend frontend
+        microservice microservices deployment pipeline ci cd container containers cluster latency throughput
+        bug debug debugging exception segfault refactor unittest pytest tests framework library sdk cli gui
+        neural network networks model models training train pytorch tensorflow keras numpy pandas gpu cuda
+        embedding embeddings transformer llm gan cnn rnn lstm dataset datasets classifier regression shader
+        opengl webgl unity unreal vba excel macro plugin extension chrome browser dom css html json xml yaml
+        csv oauth jwt encryption crypto blockchain solidity smart contract scraper crawler bot app program
+        programs script scripts function functions class classes method methods code""".split()
+    ),
+    "math": frozenset(
+        """prove proof theorem lemma integral derivative equation equations polynomial matrix matrices
+        eigenvalue vector vectors probability expected variance combinatorics permutations combinations prime
+        primes divisible divisor divisors modulo integer integers real reals rational irrational sequence series
+        converge convergence limit function functions inequality minimum maximum optimize geometry triangle
+        circle radius area perimeter volume angle parabola hyperbola ellipse logarithm log sin cos tan
+        sqrt factorial gcd lcm digits remainder sum product roots solutions""".split()
+    ),
+    "analysis": frozenset(
+        """analyze analyse analysis compare comparison contrast evaluate evaluation assess critique critically
+        trade tradeoff tradeoffs implications design architect architecture strategy strategies optimize
+        optimise justify derive explain justification pros cons risks risk mitigation recommend recommendation
+        constraints requirements scalable scalability performance security threat legal regulatory compliance
+        liability contract clause gdpr clinical diagnosis treatment pharmacology valuation portfolio
+        econometric policy hypothesis methodology framework rigorous detailed comprehensive""".split()
+    ),
+    "rewrite": frozenset(
+        """translate translation summarize summarise summary rewrite rephrase paraphrase proofread correct
+        grammar spelling synonym synonyms antonym shorten shorter simplify reword title headline caption slogan
+        tweet haiku poem limerick joke greeting classify categorize label sentiment extract list name names""".split()
+    ),
+}
+_CODE_REQUEST_RE = re.compile(
+    r"\b(?:write|implement|create|build|develop|code|make|generate|provide)\b[^.?!\n]{0,60}?"
+    r"\b(?:program|script|function|class|app|application|code|api|service|bot|algorithm|parser|compiler|game|"
+    r"tool|library|module|extension|plugin|query|shader|simulation|server)\b"
+)
+
+
 def features(text: str) -> frozenset[str]:
     """The feature names present in ``text`` (binary features: present or not)."""
     head = text[:SCAN_CHARS]
     tokens = _tokens(head)
-    feats = {f"w:{t}" for t in tokens}
-    feats.update(f"b:{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False))
+    feats = {f"w:{t}" for t in tokens if t not in _STOP}
+    feats.update(
+        f"b:{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False) if not (a in _STOP and b in _STOP)
+    )
     if tokens:
         feats.add(f"first:{tokens[0]}")
         feats.add(f"last:{tokens[-1]}")
     chars = len(text)
-    words = len(text.split()) if chars <= SCAN_CHARS * 2 else len(head.split()) * chars // len(head)
     numbers = len(_NUMBER_RE.findall(head))
     lines = text.count("\n") + 1
-    feats.add(f"len:{_bucket(chars, (20, 40, 80, 140, 220, 350, 550, 900, 1500, 3000))}")
-    feats.add(f"words:{_bucket(words, (4, 8, 15, 25, 40, 60, 100, 200))}")
-    feats.add(f"nums:{_bucket(numbers, (1, 2, 3, 4, 5, 7, 10))}")
-    feats.add(f"lines:{_bucket(lines, (2, 3, 5, 10, 20))}")
-    feats.add(f"qmarks:{_bucket(head.count('?'), (1, 2, 3))}")
+    feats.add(f"len:{_bucket(chars, (40, 100, 250, 600, 1500))}")
+    if numbers:
+        feats.add(f"nums:{_bucket(numbers, (2, 3, 4, 5, 7, 10))}")
+    if lines > 2:
+        feats.add(f"lines:{_bucket(lines, (5, 10, 20))}")
+    if head.count("?") >= 2:
+        feats.add("s:questions")
+    words = set(tokens)
+    for name, lexicon in _LEXICONS.items():
+        hits = len(words & lexicon)
+        if hits:
+            feats.add(f"lex:{name}:{_bucket(hits, (2, 3, 5))}")
+    if _CODE_REQUEST_RE.search(head[:400].lower()):
+        feats.add("s:code_request")
     if "```" in head:
         feats.add("s:fence")
     code_lines = len(_CODE_LINE_RE.findall(head))
