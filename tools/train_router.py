@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import sys
 import time
 from collections import Counter, defaultdict
@@ -214,8 +213,14 @@ def main() -> None:
             "len/words/nums/lines/qmarks buckets, s: structure (fence, code lines, list items, LaTeX, math symbols)",
             "min_df": cfg["min_df"],
         },
-        "model": {"type": "logistic_regression", "penalty": cfg["penalty"], "C": cfg["C"],
-                  "category_weight_power": cfg["cat_power"], "solver": "liblinear", "seed": SEED},
+        "model": {
+            "type": "logistic_regression",
+            "penalty": cfg["penalty"],
+            "C": cfg["C"],
+            "category_weight_power": cfg["cat_power"],
+            "solver": "liblinear",
+            "seed": SEED,
+        },
         "bias": round(float(model.intercept_[0]), 4),
         "weights": dict(sorted(weights.items())),
         "threshold": threshold,
@@ -225,8 +230,11 @@ def main() -> None:
             "config): each scored by a model that did not see it; percentiles 0..100",
             "quantiles": quantiles,
         },
-        "trained_on": {"examples": len(rows), "cloud_share": round(float(y.mean()), 4),
-                       "corpus": "tools/router_corpus/single_train.jsonl + conversations_train.jsonl"},
+        "trained_on": {
+            "examples": len(rows),
+            "cloud_share": round(float(y.mean()), 4),
+            "corpus": "tools/router_corpus/single_train.jsonl + conversations_train.jsonl",
+        },
         "cv": {"accuracy": round(cv_acc, 4), "category_macro": round(cv_macro, 4), "folds": FOLDS},
     }
     write_weights(doc)
@@ -249,8 +257,10 @@ def main() -> None:
     doc["dev_scores"] = dev_scores(dev, dev_convs)
     write_weights(doc)
     size = OUT.stat().st_size
-    print(f"wrote {OUT.relative_to(ROOT)}: {len(weights)} weights, {size / 1024:.0f} KiB, "
-          f"threshold {threshold:.3f}, decay {best[1]}")
+    print(
+        f"wrote {OUT.relative_to(ROOT)}: {len(weights)} weights, {size / 1024:.0f} KiB, "
+        f"threshold {threshold:.3f}, decay {best[1]}"
+    )
     print(f"dev: {json.dumps(doc['dev_scores'])}")
     print(f"done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 

@@ -83,9 +83,7 @@ def gsm8k(m: Mirrors) -> list[dict[str, Any]]:
     rows = m.jsonl("gsm8k", "grade_school_math/data/train.jsonl")
     multi = [(i, r) for i, r in enumerate(rows) if r["answer"].count("<<") >= GSM8K_MIN_STEPS]
     picked = _sample(multi, 260, "gsm8k", lambda x: x[0])
-    return [
-        _item(f"gsm8k-train-{i}", r["question"], "cloud", "word_problem_multi", "gsm8k-train") for i, r in picked
-    ]
+    return [_item(f"gsm8k-train-{i}", r["question"], "cloud", "word_problem_multi", "gsm8k-train") for i, r in picked]
 
 
 def mawps_svamp(m: Mirrors) -> list[dict[str, Any]]:
@@ -116,17 +114,58 @@ def math_competition(m: Mirrors) -> list[dict[str, Any]]:
     return out
 
 
-CLINC_CHITCHAT = (
-    "greeting goodbye thank_you tell_joke what_is_your_name how_old_are_you are_you_a_bot who_made_you "
-    "where_are_you_from what_are_your_hobbies do_you_have_pets meaning_of_life fun_fact what_can_i_ask_you "
-    "who_do_you_work_for yes no maybe user_name"
-).split()
-CLINC_REQUESTS = (
-    "translate definition spelling measurement_conversion calculator timezone calories nutrition_info recipe "
-    "meal_suggestion ingredient_substitution cook_time travel_suggestion flip_coin roll_dice oil_change_how "
-    "jump_start tire_change improve_credit_score restaurant_suggestion food_last ingredients_list "
-    "international_visa plug_type vaccines distance gas_type exchange_rate carry_on"
-).split()
+CLINC_CHITCHAT = [
+    "greeting",
+    "goodbye",
+    "thank_you",
+    "tell_joke",
+    "what_is_your_name",
+    "how_old_are_you",
+    "are_you_a_bot",
+    "who_made_you",
+    "where_are_you_from",
+    "what_are_your_hobbies",
+    "do_you_have_pets",
+    "meaning_of_life",
+    "fun_fact",
+    "what_can_i_ask_you",
+    "who_do_you_work_for",
+    "yes",
+    "no",
+    "maybe",
+    "user_name",
+]
+CLINC_REQUESTS = [
+    "translate",
+    "definition",
+    "spelling",
+    "measurement_conversion",
+    "calculator",
+    "timezone",
+    "calories",
+    "nutrition_info",
+    "recipe",
+    "meal_suggestion",
+    "ingredient_substitution",
+    "cook_time",
+    "travel_suggestion",
+    "flip_coin",
+    "roll_dice",
+    "oil_change_how",
+    "jump_start",
+    "tire_change",
+    "improve_credit_score",
+    "restaurant_suggestion",
+    "food_last",
+    "ingredients_list",
+    "international_visa",
+    "plug_type",
+    "vaccines",
+    "distance",
+    "gas_type",
+    "exchange_rate",
+    "carry_on",
+]
 
 
 def clinc(m: Mirrors) -> list[dict[str, Any]]:
