@@ -71,13 +71,15 @@ def test_recorded_dev_scores_are_reproduced() -> None:
     decisions = [learned.route(r["text"]).cloud for r in dev]
     labels = [r["label"] == "cloud" for r in dev]
     assert recorded["single_turn_items"] == len(dev)
-    assert recorded["single_turn_agreement"] == round(sum(d == y for d, y in zip(decisions, labels)) / len(dev), 4)
+    assert recorded["single_turn_agreement"] == round(
+        sum(d == y for d, y in zip(decisions, labels, strict=True)) / len(dev), 4
+    )
     assert recorded["cloud_share"] == round(sum(decisions) / len(dev), 4)
     assert recorded["label_cloud_share"] == round(sum(labels) / len(dev), 4)
     follow = ok = 0
     for conv in _load("conversations_dev.jsonl"):
         routed = _conversation([t["text"] for t in conv["turns"]])
-        for turn, r in list(zip(conv["turns"], routed))[1:]:
+        for turn, r in list(zip(conv["turns"], routed, strict=True))[1:]:
             follow += 1
             ok += r.cloud == (turn["label"] == "cloud")
     assert recorded["follow_ups"] == follow
@@ -150,7 +152,8 @@ HARD_TREE = (
     "Write a function that returns the maximum path sum in a binary tree, where a path can start and end at any node."
 )
 HARD_CODE = (
-    "My Python function is too slow for 1 million items:\n```python\ndef pairs(nums, t):\n    for i in range(len(nums)):\n"
+    "My Python function is too slow for 1 million items:\n```python\ndef pairs(nums, t):\n"
+    "    for i in range(len(nums)):\n"
     "        for j in range(i + 1, len(nums)):\n            if nums[i] + nums[j] == t:\n                return True\n"
     "    return False\n```\nMake it fast and explain the complexity."
 )

@@ -1,3 +1,4 @@
+# ruff: noqa: B023  (the nested flush() helpers run inside their loop, never later)
 """Build the labelled router corpus (single turns and conversations) and its train/dev split.
 
     python -m tools.router_corpus.build [--mirrors DIR]
@@ -334,10 +335,7 @@ def mtb101(m: Mirrors) -> list[dict[str, Any]]:
         assert len(turn_labels) == len(r["history"]), r["id"]
         turns = []
         for k, (h, label) in enumerate(zip(r["history"], turn_labels, strict=True)):
-            if k == 0:
-                category = "first_" + ("hard" if label == "cloud" else "easy")
-            else:
-                category = MTB101_CATEGORY[task]
+            category = MTB101_CATEGORY[task] if k else "first_" + ("hard" if label == "cloud" else "easy")
             turns.append({"text": h["user"].strip(), "label": label, "category": category})
         out.append({"id": f"mtb101-{r['id']}", "turns": turns, "source": f"mt-bench-101-{task}"})
     return out
@@ -348,7 +346,7 @@ def mtb101(m: Mirrors) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def handwritten_single() -> list[dict[str, Any]]:
+def handwritten_single() -> list[dict[str, Any]]:  # noqa: C901
     out = []
     for path in sorted((HERE / "handwritten").glob("*.txt")):
         if path.name == "conversations.txt":
@@ -357,7 +355,7 @@ def handwritten_single() -> list[dict[str, Any]]:
         buf: list[str] = []
         count: dict[str, int] = defaultdict(int)
 
-        def flush() -> None:
+        def flush() -> None:  # noqa: B023 (called inside the loop only)
             text = "\n".join(buf).strip()
             buf.clear()
             if text:
