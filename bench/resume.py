@@ -1,7 +1,7 @@
 """Scenario 2: time to load a 10-, 100- and 500-turn conversation ready to continue, ours and theirs.
 
 Ours: `SnapshotStore.load` (snapshot blob + journal blob, decoded) followed by
-`AgentSession.from_dict(snapshot.agent_session_payload())`, which is what continuing a conversation needs.
+`AgentSession.from_dict(payload_of(snapshot))`, which is what continuing a conversation needs.
 Theirs: `CosmosHistoryProvider.get_messages` (one query over the session's partition, ordered by sort_key, each
 document turned into a `Message`), which is what its before_run does. The conversations are written directly
 (`bench.seed`, ours in the snapshot/journal layout real turns leave); every load is checked for order.
@@ -19,6 +19,7 @@ from bench import prose
 from bench.env import describe, ratio
 from bench.seed import created_at_for, expected_transcript, make_entries, seed_ours, seed_theirs
 from bench.stack import MODELS, SOURCE_ID, Stack, order_report, transcript_of
+from shared.agents.session import payload_of
 from shared.domain.ids import new_session_id
 
 OWNER = "bench-resume"
@@ -63,7 +64,7 @@ async def run(stack: Stack, quick: bool) -> dict[str, Any]:
                     started = time.perf_counter()
                     if who == "ours":
                         snapshot = await stack.snapshots.load(OWNER, ours)
-                        session = AgentSession.from_dict(snapshot.agent_session_payload())
+                        session = AgentSession.from_dict(payload_of(snapshot))
                         ours_ms.append((time.perf_counter() - started) * 1000.0)
                         order["ours"].append({"length": length, **order_report(expected, _session_transcript(session))})
                         if repeat == 0:

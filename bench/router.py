@@ -1,4 +1,4 @@
-"""Scenario 6: routing decisions per second and the time of one decision (`shared.routing.decide`).
+"""Scenario 6: routing decisions per second and the time of one decision (`shared.domain.routing.decide`).
 
 A few hundred varied prompts (`bench.prose.router_prompts`: small talk, follow-ups, everyday questions, long
 pastes to proofread, code, maths, analysis), each decided with an empty history and, in a second pass over
