@@ -170,7 +170,7 @@ async def seed_ours(
         await journal.append_block(b"".join(block))
     if metadata is not None:
         records = [entry.record for entry in entries]
-        await metadata.record_session(summarize(session_id, owner, created_at, records), records)
+        await metadata.record_session(summarize(session_id, owner, created_at, records), records, {})
     return base
 
 

@@ -20,6 +20,7 @@ from shared.services.audit import AuditLog
 from shared.services.container import Closer, Services, close_all
 from shared.services.conversations import Conversations
 from shared.services.erasure import Erasure
+from shared.services.feedback import TurnFeedback
 from shared.services.reconcile import Reconciler
 from shared.services.retention import JobReport, Retention, RetentionPolicy
 from shared.services.transfer import SessionTransfer
@@ -95,6 +96,7 @@ async def _build(settings: Settings, closers: list[Closer]) -> Services:
         erasure=Erasure(snapshots, metadata, audit),
         reconcile=reconciler,
         retention=Retention(snapshots, metadata, audit, reconciler, policy),
+        feedback=TurnFeedback(settings, snapshots, metadata),
         closers=closers,
     )
 

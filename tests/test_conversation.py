@@ -55,11 +55,18 @@ async def test_follow_ups_stay_with_the_strong_backend_and_thanks_goes_local(ser
     conversations = services.conversations
     hard = await conversations.chat("alice", HARD)
     faster = await conversations.chat("alice", "now make it faster", hard.session_id)
-    french = await conversations.chat("alice", "and in French?", hard.session_id)
+    regions = await conversations.chat("alice", "what if the gateway ran in three regions?", hard.session_id)
     thanks = await conversations.chat("alice", "thanks!", hard.session_id)
-    assert [r.record.backend for r in (hard, faster, french, thanks)] == ["cloud", "cloud", "cloud", "local"]
+    assert [r.record.backend for r in (hard, faster, regions, thanks)] == ["cloud", "cloud", "cloud", "local"]
     assert thanks.record.switched_from == "cloud" and "switched from cloud" in thanks.record.reason
-    assert faster.record.follow_up and not thanks.record.follow_up
+    assert faster.record.follow_up and regions.record.follow_up and not thanks.record.follow_up
+
+
+async def test_a_follow_up_that_only_translates_the_answer_goes_local(services: Services) -> None:
+    hard = await services.conversations.chat("alice", HARD)
+    french = await services.conversations.chat("alice", "and in French?", hard.session_id)
+    assert (hard.record.backend, french.record.backend) == ("cloud", "local")
+    assert not french.record.follow_up and french.record.switched_from == "cloud"
 
 
 async def test_every_turn_sends_the_whole_history_and_keeps_it_out_of_the_service(
@@ -175,7 +182,7 @@ async def test_two_concurrent_turns_on_one_session_one_wins_and_nothing_is_lost(
 
 async def test_cosmos_turn_records_equal_the_snapshots(services: Services) -> None:
     result = await services.conversations.chat("alice", "hi")
-    for text in (HARD, "and in French?", "thanks"):
+    for text in (HARD, "now make it faster", "thanks"):
         await services.conversations.chat("alice", text, result.session_id)
     snapshot = await services.snapshots.load("alice", result.session_id)
     stored = await services.metadata.session_turns("alice", result.session_id)

@@ -240,14 +240,14 @@ def test_imported_turn_without_complexity_is_handled() -> None:
     history = [learned.PriorTurn(complexity=None, backend=None, user_chars=5000)]
     assert 0.0 <= learned.conversation_difficulty(history) <= 0.5
     assert learned.route("Can you parallelize it?", history).complexity <= 0.5
-    nan = [learned.PriorTurn(complexity=math.nan)]
+    nan = [learned.PriorTurn(backend=None, complexity=math.nan)]
     assert learned.conversation_difficulty(nan) == 0.0
 
 
 def test_inherited_difficulty_decays_with_distance() -> None:
     decay = learned._model().decay
-    recent = learned.conversation_difficulty([learned.PriorTurn(0.1), learned.PriorTurn(0.9)])
-    older = learned.conversation_difficulty([learned.PriorTurn(0.9), learned.PriorTurn(0.1)])
+    recent = learned.conversation_difficulty([learned.PriorTurn(None, 0.1), learned.PriorTurn(None, 0.9)])
+    older = learned.conversation_difficulty([learned.PriorTurn(None, 0.9), learned.PriorTurn(None, 0.1)])
     assert recent == pytest.approx(0.9)
     assert older == pytest.approx(0.9 * decay)
 

@@ -25,8 +25,10 @@ from shared.domain.routing import (
     score,
 )
 
-CONFIG = RouterConfig()
-THRESHOLD = CONFIG.local_threshold
+# These tables pin down the hand-written router, rules-v1 (learned-v1 has its own: tests/test_router_learned.py).
+RULES = "rules-v1"
+CONFIG = RouterConfig(version=RULES)
+THRESHOLD = CONFIG.threshold()  # rules-v1: 0.45
 # "By a clear margin": easy prompts stay this far below the threshold, hard ones this far above it.
 MARGIN = 0.05
 ALL = frozenset(BACKENDS)
@@ -352,7 +354,7 @@ def test_inherited_complexity_decays_so_trivial_chains_return_local() -> None:
 
 
 def test_follow_up_decay_is_configurable() -> None:
-    sticky = RouterConfig(follow_up_decay=1.0)
+    sticky = RouterConfig(version=RULES, follow_up_decay=1.0)
     assert decide("shorter please", [PriorTurn("cloud", 0.46)], ALL, sticky).backend == "cloud"
 
 
@@ -499,15 +501,17 @@ def test_without_local_the_simple_tier_goes_to_the_first_strong_backend() -> Non
     decision = decide("hi", [], ("foundry", "apim"), CONFIG)
     assert decision.backend == "foundry"
     assert "no local backend is configured" in decision.reason
-    reordered = RouterConfig(strong_order=("apim", "foundry", "cloud"))
+    reordered = RouterConfig(version=RULES, strong_order=("apim", "foundry", "cloud"))
     assert decide("hi", [], ("foundry", "apim"), reordered).backend == "apim"
 
 
 def test_strong_order_picks_among_configured_strong_backends() -> None:
-    config = RouterConfig(strong_order=("apim", "foundry", "cloud"))
+    config = RouterConfig(version=RULES, strong_order=("apim", "foundry", "cloud"))
     assert decide(CODE_REVIEW, [], ALL, config).backend == "apim"
     assert decide(CODE_REVIEW, [], {"local", "cloud", "foundry"}, config).backend == "foundry"
-    partial = RouterConfig(strong_order=("foundry",))  # unlisted strong backends still serve, after the listed
+    partial = RouterConfig(
+        version=RULES, strong_order=("foundry",)
+    )  # unlisted strong backends still serve, after the listed
     assert decide(CODE_REVIEW, [], {"local", "cloud", "apim"}, partial).backend == "cloud"
 
 
@@ -516,7 +520,7 @@ def test_strong_order_picks_among_configured_strong_backends() -> None:
     [pytest.param(0.0, "cloud", id="all-strong"), pytest.param(1.0, "local", id="all-local")],
 )
 def test_threshold_extremes(threshold: float, backend: str) -> None:
-    config = RouterConfig(local_threshold=threshold)
+    config = RouterConfig(version=RULES, local_threshold=threshold)
     assert decide("hi", [], ALL, config).backend == backend
     assert decide(CODE_REVIEW, [], ALL, config).backend == backend
 
@@ -553,14 +557,14 @@ def test_invalid_config_is_rejected(kwargs: dict[str, object]) -> None:
         pytest.param(
             "cloud",
             ["apim", "local", "foundry", "cloud"],
-            RouterConfig(fallback_order=("local", "cloud")),
+            RouterConfig(version=RULES, fallback_order=("local", "cloud")),
             ("local", "foundry", "apim"),
             id="unlisted-appended-in-canonical-order",
         ),
         pytest.param(
             "local",
             ALL,
-            RouterConfig(fallback_order=("apim", "local", "foundry", "cloud")),
+            RouterConfig(version=RULES, fallback_order=("apim", "local", "foundry", "cloud")),
             ("apim", "foundry", "cloud"),
             id="custom-order",
         ),
@@ -586,14 +590,14 @@ def test_fallback_chain_does_not_depend_on_the_order_of_configured() -> None:
 def test_decide_is_deterministic(prompt: str) -> None:
     first = decide(prompt, HARD_ON_CLOUD, ALL, CONFIG)
     assert decide(prompt, HARD_ON_CLOUD, ALL, CONFIG) == first
-    assert decide(prompt, list(HARD_ON_CLOUD), list(reversed(BACKENDS)), RouterConfig()) == first
+    assert decide(prompt, list(HARD_ON_CLOUD), list(reversed(BACKENDS)), RouterConfig(version=RULES)) == first
     assert score(prompt) == score(prompt)
 
 
 def test_decide_does_not_mutate_its_inputs() -> None:
     history = [PriorTurn("foundry", 0.8, 300), PriorTurn(None, None, 50), PriorTurn("cloud", 0.7, 200)]
     configured = {"local", "cloud", "foundry"}
-    config = RouterConfig(strong_order=("foundry", "cloud"))
+    config = RouterConfig(version=RULES, strong_order=("foundry", "cloud"))
     history_before, configured_before, config_before = copy.deepcopy((history, configured, config))
     items_before = [id(turn) for turn in history]
     for prompt in ("and in French?", "thanks!", CODE_REVIEW):

@@ -21,7 +21,9 @@ def test_defaults_apply_when_only_required_settings_are_given() -> None:
     settings = Settings.from_env(MINIMAL)
     assert settings.snapshot_container == "conversations"
     assert settings.cosmos_database == "llmrouter"
-    assert settings.router.local_threshold == 0.45
+    # No threshold set: the router version's own (learned-v1's, chosen when it was trained).
+    assert settings.router.version == "learned-v1" and settings.router.local_threshold is None
+    assert settings.router.threshold() == 0.41
     assert settings.router.fallback_order == ("cloud", "foundry", "apim", "local")
     assert settings.configured_backends == ()
     assert settings.cosmos_create_resources is True  # a key means the local emulator

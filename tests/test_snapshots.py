@@ -148,7 +148,7 @@ async def test_index_tags_let_retention_find_idle_sessions_without_listing(conta
     found = [item async for item in store.find_by_tags(f"\"lastActiveDay\" < '{(T0 - timedelta(days=30)):%Y-%m-%d}'")]
     assert ("alice", "old") in found and ("alice", "new") not in found
     tags = await container.get_blob_client("alice/new/snapshot.json.gz").get_blob_tags()
-    assert tags == {"owner": "alice", "session": "new", "lastActiveDay": "2026-01-10", "schema": "1"}
+    assert tags == {"owner": "alice", "session": "new", "lastActiveDay": "2026-01-10", "schema": str(SCHEMA_VERSION)}
 
 
 async def test_tags_follow_the_last_active_day_when_a_turn_lands_on_a_new_day(container: ContainerClient) -> None:

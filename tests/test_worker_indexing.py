@@ -54,6 +54,7 @@ EXPECTED_HTTP = {
     ("DELETE", "users/me"): "FUNCTION",
     ("DELETE", "users/{user_id}"): "FUNCTION",
     ("POST", "manage/reconcile"): "FUNCTION",
+    ("POST", "sessions/{session_id}/turns/{turn}/feedback"): "FUNCTION",
     ("GET", "health"): "ANONYMOUS",
     ("GET", "openapi.json"): "ANONYMOUS",
 }

@@ -60,6 +60,9 @@ class Env:
             raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {number}")
         return number
 
+    def optional_number(self, name: str, *, minimum: float, maximum: float) -> float | None:
+        return self.number(name, minimum=minimum, maximum=maximum) if self.text(name) else None
+
     def flag(self, name: str) -> bool:
         value = (self.text(name) or "").lower()
         if value in ("true", "1", "yes"):
@@ -67,6 +70,12 @@ class Env:
         if value in ("false", "0", "no", ""):
             return False
         raise SettingsError(f"{name} must be true or false, got {value!r}")
+
+    def choice(self, name: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(name) or ""
+        if value not in allowed:
+            raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        return value
 
     def backend_list(self, name: str) -> tuple[str, ...]:
         items = tuple(item.strip() for item in (self.text(name) or "").split(",") if item.strip())

@@ -16,7 +16,7 @@ from shared.config.environment import Env, SettingsError, parse_authentication_s
 from shared.domain.backends import BACKENDS
 from shared.domain.pricing import Price, price_of
 from shared.domain.redaction import ExtraPattern, parse_extra_patterns
-from shared.domain.routing import RouterConfig
+from shared.domain.routing import VERSIONS, RouterConfig
 
 AZURE_HOST_SUFFIXES = (
     ".openai.azure.com",
@@ -152,11 +152,8 @@ def _storage(env: Env) -> dict[str, Any]:
 
 
 def _routing_and_limits(env: Env) -> dict[str, Any]:
-    strong = env.backend_list("ROUTER_STRONG_ORDER")
-    fallback = env.backend_list("ROUTER_FALLBACK_ORDER")
-    threshold = env.number("ROUTER_LOCAL_THRESHOLD", minimum=0.0, maximum=1.0)
     return {
-        "router": RouterConfig(local_threshold=threshold, strong_order=strong, fallback_order=fallback),
+        "router": _router(env),
         "context_max_messages": env.integer("CONTEXT_MAX_MESSAGES", minimum=1),
         "context_max_chars": env.integer("CONTEXT_MAX_CHARS", minimum=100),
         "message_max_chars": env.integer("MESSAGE_MAX_CHARS", minimum=1),
@@ -172,6 +169,23 @@ def _routing_and_limits(env: Env) -> dict[str, Any]:
         "storage_max_retries": env.integer("STORAGE_MAX_RETRIES", minimum=0, maximum=10),
         "price_table": env.price_table("PRICE_TABLE"),
     }
+
+
+def _router(env: Env) -> RouterConfig:
+    version = env.choice("ROUTER_VERSION", tuple(VERSIONS))
+    shadow = env.choice("ROUTER_SHADOW", tuple(VERSIONS)) if env.text("ROUTER_SHADOW") else None
+    threshold = env.optional_number("ROUTER_LOCAL_THRESHOLD", minimum=0.0, maximum=1.0)
+    share = env.optional_number("ROUTER_TARGET_CLOUD_SHARE", minimum=0.0, maximum=1.0)
+    if threshold is not None and share is not None:
+        raise SettingsError("set ROUTER_LOCAL_THRESHOLD or ROUTER_TARGET_CLOUD_SHARE, not both")
+    return RouterConfig(
+        local_threshold=threshold,
+        strong_order=env.backend_list("ROUTER_STRONG_ORDER"),
+        fallback_order=env.backend_list("ROUTER_FALLBACK_ORDER"),
+        version=version,
+        target_cloud_share=share,
+        shadow=shadow,
+    )
 
 
 def _telemetry_and_privacy(env: Env) -> dict[str, Any]:

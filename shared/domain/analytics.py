@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from shared.domain.feedback import Feedback, feedback_summary
 from shared.domain.pricing import Price
 from shared.domain.records import TurnRecord
 
@@ -23,8 +24,11 @@ def analytics(
     records: Sequence[TurnRecord],
     all_cloud: Price | None = None,
     all_cloud_basis: str = "no all-cloud reference price was given",
+    *,
+    feedback: Iterable[tuple[str | None, Feedback]] = (),
 ) -> dict[str, Any]:
-    """Distribution, switches, fallbacks, latency, tokens and cost by backend, and the all-cloud comparison.
+    """Distribution, switches, fallbacks, latency, tokens and cost by backend, the all-cloud comparison, the
+    feedback the turns got (`(answering backend, feedback)` pairs) and the shadow router's agreement.
 
     `all_cloud` is the price the same tokens would have cost had every turn gone to the cloud backend; the
     caller picks it (and says why it is None in `all_cloud_basis`), so this stays pure.
@@ -58,7 +62,23 @@ def analytics(
         "cost": cost,
         "total_cost": total_cost,
         **all_cloud_comparison(tokens, total_cost, all_cloud, all_cloud_basis),
+        "feedback": feedback_summary(feedback),
+        "shadow": shadow_agreement(records),
     }
+
+
+def shadow_agreement(records: Sequence[TurnRecord]) -> dict[str, Any] | None:
+    """How often the shadow router (ROUTER_SHADOW) chose what the live router chose, over the turns it saw.
+
+    Each such turn's record holds `extra.shadow`: the shadow's version and backend, and the live router's own
+    choice (`primary`, before any fallback). Turns with an explicit route count too: both routers chose "auto".
+    """
+    shadows = [record.extra["shadow"] for record in records if isinstance(record.extra.get("shadow"), Mapping)]
+    if not shadows:
+        return None
+    versions = sorted({str(shadow.get("router_version")) for shadow in shadows})
+    agreed = sum(1 for shadow in shadows if shadow.get("backend") == shadow.get("primary"))
+    return {"router_version": ", ".join(versions), "turns": len(shadows), "agreement": round(agreed / len(shadows), 4)}
 
 
 def all_cloud_comparison(

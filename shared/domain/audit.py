@@ -31,6 +31,7 @@ Action = Literal[
     "delete",  # DELETE /sessions/{id}
     "retention_delete",  # the retention timer deleted an idle session
     "erase_user",  # DELETE /users/me or /users/{id}: in the user's synthetic partition
+    "feedback",  # POST /sessions/{id}/turns/{turn}/feedback (the rating is not recorded, only that it was given)
 ]
 ACTIONS: frozenset[str] = frozenset(Action.__args__)  # type: ignore[attr-defined]
 

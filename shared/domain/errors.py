@@ -75,6 +75,16 @@ class SessionNotFound(ServiceError, LookupError):
     status = 404
 
 
+class TurnNotFound(ServiceError, LookupError):
+    """The session has no such turn."""
+
+    status = 404
+
+    def __init__(self, session_id: str, turn: int) -> None:
+        super().__init__(f"session {session_id} has no turn {turn}")
+        self.turn = turn
+
+
 class SessionBusy(ServiceError, RuntimeError):
     """Another turn holds the session; the caller should retry shortly."""
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.clock import utc_iso
+from shared.domain.feedback import Feedback
 from shared.domain.messages import text_of
 
 
@@ -123,6 +124,15 @@ class Entry:
             af_messages=tuple(data.get("af", ())),
             openai_messages=tuple(data.get("openai", ())),
         )
+
+
+@dataclass(frozen=True)
+class TurnRow:
+    """A turn record as Cosmos serves it: with its session and the feedback it got (None when none)."""
+
+    session_id: str
+    record: TurnRecord
+    feedback: Feedback | None = None
 
 
 # ---- carried turns -------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 from shared.domain.clock import utc_iso
 from shared.domain.errors import SessionConflict
+from shared.domain.feedback import Feedback
 from shared.domain.records import Entry, TurnRecord
 
 
@@ -28,6 +29,7 @@ class Snapshot:
     entries: tuple[Entry, ...]
     agent_state: Mapping[str, Any] = field(default_factory=dict)
     lineage: Mapping[str, Any] | None = None
+    feedback: Mapping[int, Feedback] = field(default_factory=dict)  # by turn number
     generation: int = 1
     snapshot_turns: int = 0
     snapshot_bytes: int = 0
@@ -51,6 +53,11 @@ class Snapshot:
 
     def af_messages(self) -> list[dict[str, Any]]:
         return [dict(message) for entry in self.entries for message in entry.af_messages]
+
+    def with_feedback(self, turn: int, feedback: Feedback) -> Snapshot:
+        if not 1 <= turn <= self.turns:
+            raise SessionConflict(f"feedback on turn {turn} of a session of {self.turns} turns")
+        return replace(self, feedback={**self.feedback, turn: feedback})
 
     def with_entry(self, entry: Entry, updated_at: str, agent_state: Mapping[str, Any]) -> Snapshot:
         if entry.turn != self.turns + 1:

@@ -28,6 +28,7 @@ from shared.domain.errors import (
     SessionConflict,
     SessionExists,
     SessionNotFound,
+    TurnNotFound,
     UnknownRoute,
 )
 from shared.domain.ids import InvalidId
@@ -97,6 +98,8 @@ def to_api_error(exc: BaseException) -> ApiError | None:
             return ApiError(409, "session_exists", "You already have a session with this id.", "session_id")
         case SessionNotFound():
             return not_found()
+        case TurnNotFound():
+            return ApiError(404, "turn_not_found", f"The session has no turn {exc.turn}.", "turn")
         case SessionBusy():
             message = "Another turn is running on this session; retry shortly."
             return ApiError(409, "session_busy", message, headers={"Retry-After": str(SessionBusy.retry_after_seconds)})

@@ -139,6 +139,23 @@ class Analytics(BaseModel):
         None, description="all_cloud_cost - total_cost (negative: routing cost more)."
     )
     all_cloud_basis: str | None = Field(None, description="The price used for all_cloud_cost, or why it is null.")
+    feedback: FeedbackSummary = Field(description="Thumbs up and down the turns got.")
+    shadow: ShadowAgreement | None = Field(None, description="Agreement with the shadow router; null without one.")
+
+
+class FeedbackCounts(BaseModel):
+    up: int
+    down: int
+
+
+class FeedbackSummary(FeedbackCounts):
+    by_backend: dict[str, FeedbackCounts] = Field(description="Ratings by the backend that answered the rated turn.")
+
+
+class ShadowAgreement(BaseModel):
+    router_version: str = Field(description="The shadow router (ROUTER_SHADOW) whose choices were recorded.")
+    turns: int
+    agreement: float = Field(description="Share of those turns where it chose what the live router chose.")
 
 
 class Health(BaseModel):
@@ -146,6 +163,23 @@ class Health(BaseModel):
     storage: str
     cosmos: str
     backends: dict[str, dict[str, str]]
+
+
+class FeedbackRequest(_Strict):
+    rating: Literal["up", "down"] = Field(description="Was the answer good?")
+    preferred_backend: Literal["local", "cloud", "foundry", "apim"] | None = Field(
+        None, description="The backend that should have answered, if not the one that did."
+    )
+    comment: str | None = Field(None, max_length=2000, description="Why (masked like a message with PII_REDACTION).")
+
+
+class FeedbackResponse(BaseModel):
+    session_id: str
+    turn: int
+    rating: Literal["up", "down"]
+    preferred_backend: str | None
+    comment: str | None
+    at: str
 
 
 class ErasureReceipt(BaseModel):

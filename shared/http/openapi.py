@@ -114,5 +114,5 @@ def _path_parameter(name: str, parameter: PathParameter) -> dict[str, Any]:
     spec: dict[str, Any] = {"name": name, "in": "path", "required": True}
     if parameter.description:
         spec["description"] = parameter.description
-    spec["schema"] = {"type": "string", "pattern": parameter.pattern.pattern}
+    spec["schema"] = dict(parameter.schema or {"type": "string", "pattern": parameter.pattern.pattern})
     return spec

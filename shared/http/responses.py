@@ -9,6 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from shared.domain.audit import AuditEvent
+from shared.domain.feedback import Feedback
+from shared.domain.records import TurnRecord
 from shared.domain.sessions import SessionSummary
 from shared.http.models import (
     Analytics,
@@ -62,10 +64,15 @@ def session_model(view: SessionView) -> SessionResponse:
     return SessionResponse(
         session_id=snapshot.session_id,
         messages=snapshot.openai_messages(),  # type: ignore[arg-type]  # validated into OpenAIMessage
-        turns=[record.to_dict() for record in snapshot.records],
+        turns=[_turn(entry.record, snapshot.feedback.get(entry.turn)) for entry in snapshot.entries],
         summary=summary_model(view.summary),
         lineage=dict(snapshot.lineage) if snapshot.lineage else None,
     )
+
+
+def _turn(record: TurnRecord, feedback: Feedback | None) -> dict[str, Any]:
+    """A turn record as the session's owner sees it: with the feedback it got."""
+    return record.to_dict() if feedback is None else {**record.to_dict(), "feedback": feedback.to_dict()}
 
 
 def analytics_model(data: Mapping[str, Any]) -> Analytics:

@@ -7,7 +7,7 @@ parameters and `openapi.json` all derive from it.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +25,19 @@ Handler = Callable[[Call], Awaitable[Response]]
 class PathParameter:
     pattern: re.Pattern[str]
     description: str | None = None
+    schema: Mapping[str, Any] | None = None  # for the OpenAPI document; default: a string with the pattern
 
 
 # Every path parameter any route uses, with the pattern it must match (422 naming it otherwise).
 PATH_PARAMETERS: dict[str, PathParameter] = {
     "user_id": PathParameter(PRINCIPAL_PATTERN, "The user's principal id (X-MS-CLIENT-PRINCIPAL-ID)."),
     "session_id": PathParameter(ID_PATTERN),
+    # Any number names a turn; one the session does not have (0 included) is a 404, as a missing session is.
+    "turn": PathParameter(
+        re.compile(r"^[0-9]{1,9}$"),
+        "The turn's number (1 is the first).",
+        {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+    ),
 }
 
 

@@ -133,6 +133,17 @@ ROUTE_TABLE: tuple[Route, ...] = (
         errors=(*_SESSION, 413, 415),
     ),
     Route(
+        "post",
+        "/sessions/{session_id}/turns/{turn}/feedback",
+        sessions.turn_feedback,
+        "giveFeedback",
+        "Rate one turn (up or down, optionally the backend that should have answered, a comment); a repeat "
+        "replaces it. Part of the session's data: exported, imported, forked and erased with it.",
+        models.FeedbackRequest,
+        models.FeedbackResponse,
+        errors=(*_SESSION, 409, 413, 415),
+    ),
+    Route(
         "get",
         "/sessions/{session_id}/audit",
         lifecycle.session_audit,

@@ -13,6 +13,7 @@ from shared.config import Settings
 from shared.services.audit import AuditLog
 from shared.services.conversations import Conversations
 from shared.services.erasure import Erasure
+from shared.services.feedback import TurnFeedback
 from shared.services.reconcile import Reconciler
 from shared.services.retention import Retention
 from shared.services.transfer import SessionTransfer
@@ -36,6 +37,7 @@ class Services:
     erasure: Erasure
     reconcile: Reconciler
     retention: Retention
+    feedback: TurnFeedback
     closers: list[Closer] = field(default_factory=list, repr=False)
 
     async def close(self) -> None:

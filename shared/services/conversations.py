@@ -7,7 +7,7 @@ loads the session under its lease (one turn at a time) and hands the turn over.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from shared.domain.clock import utc_now
 from shared.domain.errors import InvalidMessage, UnknownRoute
 from shared.domain.ids import new_session_id, validate_id
 from shared.domain.pricing import Price
+from shared.domain.records import TurnRow
 from shared.domain.sessions import SessionSummary, new_snapshot, summary_of
 from shared.observability.spans import tracer
 from shared.services.events import SessionView, TurnCompleted, TurnEvent, TurnResult
@@ -114,18 +115,23 @@ class Conversations:
     async def session_analytics(self, owner: str, session_id: str) -> dict[str, Any]:
         validate_id(owner, "owner")
         validate_id(session_id)
-        records = await self.metadata.session_turns(owner, session_id)
-        summary = await self.metadata.summary(owner, session_id) if records else None
-        if not records or summary is None or len(records) < summary.turns:
+        rows = await self.metadata.turns.rows_of_session(owner, session_id)
+        summary = await self.metadata.summary(owner, session_id) if rows else None
+        if not rows or summary is None or len(rows) < summary.turns:
             # Blob is the source of truth. Cosmos can lack turns: a failed metadata write not yet reconciled,
             # an emulator restarted empty, or (in Azure) container TTL expiring the oldest turn records of a
             # conversation that stayed active for longer than the retention window.
-            records = (await self.snapshots.load(owner, session_id)).records
-        return {"session_id": session_id, **analytics(records, *self._all_cloud_reference())}
+            snapshot = await self.snapshots.load(owner, session_id)
+            rows = [TurnRow(session_id, record, snapshot.feedback.get(record.turn)) for record in snapshot.records]
+        return {"session_id": session_id, **self._analytics(rows)}
 
     async def owner_analytics(self, owner: str) -> dict[str, Any]:
         validate_id(owner, "owner")
-        return analytics(await self.metadata.owner_turns(owner), *self._all_cloud_reference())
+        return self._analytics(await self.metadata.turns.rows_of_owner(owner))
+
+    def _analytics(self, rows: Sequence[TurnRow]) -> dict[str, Any]:
+        rated = [(row.record.backend, row.feedback) for row in rows if row.feedback is not None]
+        return analytics([row.record for row in rows], *self._all_cloud_reference(), feedback=rated)
 
     def _all_cloud_reference(self) -> tuple[Price | None, str]:
         """The cloud backend's price for "saved versus all-cloud", or None and why there is none."""

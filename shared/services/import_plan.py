@@ -35,7 +35,7 @@ Fork copies turns 1..n of a session into a new session of the same owner, with i
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +43,7 @@ from shared.agents.formats import ImportLimits, af_messages, openai_messages_to_
 from shared.agents.session import check_restorable, history_path, parse_payload, payload_of
 from shared.domain.clock import utc_iso
 from shared.domain.errors import InvalidFork, InvalidImport
+from shared.domain.feedback import Feedback
 from shared.domain.messages import openai_of
 from shared.domain.records import Entry, TurnRecord, carried_record, imported_record
 from shared.domain.redaction import Redactor, redaction_note
@@ -64,6 +65,7 @@ class ImportPlan:
     entries: tuple[Entry, ...]
     agent_state: Mapping[str, Any]
     lineage: Mapping[str, Any]
+    feedback: Mapping[int, Feedback] = field(default_factory=dict)  # an export's, by turn
 
 
 def group_turns(roles: Sequence[str], where: str) -> list[tuple[int, int]]:
@@ -144,7 +146,8 @@ def _from_export(data: object, now: datetime, limits: ImportLimits) -> ImportPla
     for index, (ours, theirs) in enumerate(zip(af, openai, strict=True)):
         if openai_of(ours) != openai_of(theirs):
             raise InvalidImport(f"data.messages[{index}]", "differs from the same message in data.agent_session")
-    records, spans = _export_turns(as_list(document.get("turns"), "data.turns"), len(af))
+    turns = as_list(document.get("turns"), "data.turns")
+    records, spans = _export_turns(turns, len(af))
     source = _source_id(envelope.get("session_id"))
     extra = {"import_format": "export", **({"source_session_id": source} if source else {})}
     entries = tuple(
@@ -155,7 +158,23 @@ def _from_export(data: object, now: datetime, limits: ImportLimits) -> ImportPla
         )
         for record, (begin, end) in zip(records, spans, strict=True)
     )
-    return ImportPlan(entries, agent_state, {"kind": "import", "format": "export", "source_session_id": source})
+    lineage = {"kind": "import", "format": "export", "source_session_id": source}
+    return ImportPlan(entries, agent_state, lineage, _export_feedback(turns))
+
+
+def _export_feedback(turns: list[Any]) -> dict[int, Feedback]:
+    """The feedback an export's turns carry (already checked to be objects by `_export_turns`)."""
+    found: dict[int, Feedback] = {}
+    for index, item in enumerate(turns):
+        stored = item.get("feedback")
+        if stored is None:
+            continue
+        where = f"data.turns[{index}].feedback"
+        try:
+            found[index + 1] = Feedback.from_dict(as_object(stored, where))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidImport(where, f"is not valid feedback ({type(exc).__name__})") from None
+    return found
 
 
 def _export_turns(turns: list[Any], messages: int) -> tuple[list[TurnRecord], list[tuple[int, int]]]:
@@ -214,12 +233,16 @@ def redacted(plan: ImportPlan, redactor: Redactor) -> ImportPlan:
         messages, kinds = redactor.redact_messages(entry.af_messages)
         record = replace(entry.record, extra={**entry.record.extra, "redaction": redaction_note(kinds)})
         entries.append(Entry(record, tuple(messages), tuple(map(openai_of, messages))))
-    return replace(plan, entries=tuple(entries))
+    feedback = {
+        turn: replace(item, comment=redactor.redact(item.comment)[0]) if item.comment else item
+        for turn, item in plan.feedback.items()
+    }
+    return replace(plan, entries=tuple(entries), feedback=feedback)
 
 
 def imported_snapshot(plan: ImportPlan, session_id: str, owner: str, now: datetime) -> Snapshot:
     snapshot = new_snapshot(session_id, owner, now, lineage=dict(plan.lineage))
-    return replace(snapshot, entries=plan.entries, agent_state=dict(plan.agent_state))
+    return replace(snapshot, entries=plan.entries, agent_state=dict(plan.agent_state), feedback=dict(plan.feedback))
 
 
 # ---- export and fork (pure) --------------------------------------------------------------------------------------
@@ -241,8 +264,15 @@ def export_document(snapshot: Snapshot, now: datetime) -> dict[str, Any]:
         },
         "messages": snapshot.openai_messages(),
         "agent_session": payload_of(snapshot),
-        "turns": [{**entry.record.to_dict(), "message_count": len(entry.af_messages)} for entry in snapshot.entries],
+        "turns": [_exported_turn(entry, snapshot.feedback.get(entry.turn)) for entry in snapshot.entries],
     }
+
+
+def _exported_turn(entry: Entry, feedback: Feedback | None) -> dict[str, Any]:
+    exported = {**entry.record.to_dict(), "message_count": len(entry.af_messages)}
+    if feedback is not None:
+        exported["feedback"] = feedback.to_dict()
+    return exported
 
 
 def fork_snapshot(source: Snapshot, at_turn: int, session_id: str, now: datetime) -> Snapshot:
@@ -265,4 +295,5 @@ def fork_snapshot(source: Snapshot, at_turn: int, session_id: str, now: datetime
         new_snapshot(session_id, source.owner, now, lineage=lineage),
         entries=entries,
         agent_state=dict(source.agent_state),
+        feedback={turn: feedback for turn, feedback in source.feedback.items() if turn <= at_turn},
     )

@@ -141,7 +141,9 @@ class Reconciler:
             report.failed += 1
             logger.warning("reconcile could not read session %s: %s", session_id, type(exc).__name__)
             return
-        report.turns_repaired += await self.metadata.turns.repair(owner, session_id, snapshot.records)
+        report.turns_repaired += await self.metadata.turns.repair(
+            owner, session_id, snapshot.records, snapshot.feedback
+        )
         report.summaries_repaired += int(await self.metadata.sessions.repair(summary_of(snapshot)))
 
     async def _tagged(self, expression: str, report: ReconcileReport) -> set[tuple[str, str]]:

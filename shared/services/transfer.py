@@ -81,7 +81,7 @@ class SessionTransfer:
         session is durable in Blob already; reconcile repairs Cosmos)."""
         summary = summary_of(snapshot)
         try:
-            await self.metadata.record_session(summary, snapshot.records)
+            await self.metadata.record_session(summary, snapshot.records, snapshot.feedback)
         except Exception:  # noqa: BLE001 - logged; the session is durable in Blob
             logger.exception("session %s saved, but its metadata write failed", snapshot.session_id)
         return SessionView(snapshot, summary)

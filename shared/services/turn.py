@@ -25,7 +25,7 @@ from shared.domain.messages import to_openai
 from shared.domain.pricing import cost_of
 from shared.domain.records import Attempt, Entry, TurnRecord
 from shared.domain.redaction import Redactor, redaction_note
-from shared.domain.routing import Decision, PriorTurn, decide, fallback_chain
+from shared.domain.routing import Decision, PriorTurn, decide, fallback_chain, shadow_decision
 from shared.domain.sessions import Snapshot, summary_of
 from shared.observability import metrics
 from shared.observability.spans import describe_decision, tracer
@@ -87,7 +87,7 @@ class TurnRunner:
 
     async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
         """Route the turn, call the chosen backend (falling back on failure), record the answer and save it."""
-        decision = self._route(turn)
+        decision, shadow = self._route(turn)
         yield RouteChosen(turn.before.session_id, turn.number, decision, self._backends[decision.backend].model)
         answered: _Answered | None = None
         async for event in self._call_with_fallback(turn, decision):
@@ -96,20 +96,30 @@ class TurnRunner:
             else:
                 yield event
         assert answered is not None  # the call either answered or raised
-        entry = self._entry(turn, decision, answered)
+        entry = self._entry(turn, decision, answered, shadow)
         result = await self._persist(turn, entry, answered.reply)
         metrics.turn_completed(entry.record)
         yield TurnCompleted(result)
 
-    def _route(self, turn: Turn) -> Decision:
+    def _route(self, turn: Turn) -> tuple[Decision, dict[str, Any] | None]:
+        """The router's decision, and what the shadow router (ROUTER_SHADOW) would have chosen, for the record."""
         prior = [
             PriorTurn(backend=record.backend, complexity=record.complexity, user_chars=record.user_chars)
             for record in turn.before.records[-ROUTER_HISTORY:]
         ]
+        configured, config = tuple(self._backends), self._settings.router
         with tracer.start_as_current_span("llmrouter.route") as span:
-            decision = decide(turn.message, prior, tuple(self._backends), self._settings.router, turn.route)
+            decision = decide(turn.message, prior, configured, config, turn.route)
             describe_decision(span, decision, turn.route)
-        return decision
+            shadow = shadow_decision(turn.message, prior, configured, config)
+        if shadow is None:
+            return decision, None
+        return decision, {
+            "router_version": shadow.router_version,
+            "backend": shadow.backend,
+            "complexity": shadow.complexity,
+            "primary": decision.auto_backend,
+        }
 
     async def _call_with_fallback(
         self, turn: Turn, decision: Decision
@@ -173,11 +183,11 @@ class TurnRunner:
         masked_history, _ = self._redactor.redact_messages(history)
         return masked, list(masked_history), kinds
 
-    def _entry(self, turn: Turn, decision: Decision, answered: _Answered) -> Entry:
+    def _entry(self, turn: Turn, decision: Decision, answered: _Answered, shadow: dict[str, Any] | None) -> Entry:
         """The stored exchange: the new messages (masked when PII_REDACTION is on) and the turn record."""
         backend, reply = answered.backend, answered.reply
         messages: Sequence[Mapping[str, Any]] = reply.messages
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {} if shadow is None else {"shadow": shadow}
         if self._redactor is not None:
             # Stored masked; the client still gets the reply as the model wrote it.
             messages, found = self._redactor.redact_messages(messages)

@@ -23,13 +23,16 @@ from typing import Any
 
 from shared.domain.clock import parse_iso
 from shared.domain.errors import SnapshotCorrupt
+from shared.domain.feedback import Feedback
 from shared.domain.records import Entry
 from shared.domain.sessions import Snapshot
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+# 2: feedback on turns (the envelope's `feedback`, journal members of kind `feedback`). A build that reads only
+# version 1 refuses version 2 rather than silently dropping what it does not know and losing it at compaction.
+SCHEMA_VERSION = 2
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1, 2})
 AGENT_FRAMEWORK_VERSION = metadata.version("agent-framework-core")
 
 
@@ -58,6 +61,7 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
                 "messages_in": "entries[].af",
             },
             "entries": [entry.to_dict() for entry in snapshot.entries],
+            "feedback": {str(turn): feedback.to_dict() for turn, feedback in sorted(snapshot.feedback.items())},
         }
     )
 
@@ -73,6 +77,10 @@ def encode_journal_member(entry: Entry, updated_at: str, agent_state: Mapping[st
             **entry.to_dict(),
         }
     )
+
+
+def encode_feedback_member(turn: int, feedback: Feedback) -> bytes:
+    return _gzip({"schema_version": SCHEMA_VERSION, "kind": "feedback", "turn": turn, "feedback": feedback.to_dict()})
 
 
 def _check_version(document: Mapping[str, Any], what: str) -> None:
@@ -100,6 +108,7 @@ def decode_snapshot(data: bytes) -> Snapshot:
         entries=entries,
         agent_state=dict(agent_session.get("state") or {}),
         lineage=document.get("lineage"),
+        feedback=_feedback(document.get("feedback") or {}),
         generation=int(document["journal_generation"]),
         snapshot_turns=len(entries),
         snapshot_bytes=len(data),
@@ -150,11 +159,19 @@ def _check_sequence(entries: Sequence[Entry], start: int) -> None:
             raise SnapshotCorrupt(f"turn {entry.turn} found where turn {start + offset} was expected")
 
 
+def _feedback(stored: Mapping[str, Any]) -> dict[int, Feedback]:
+    return {int(turn): Feedback.from_dict(item) for turn, item in stored.items()}
+
+
 def apply_journal(snapshot: Snapshot, members: Sequence[Mapping[str, Any]], journal_bytes: int) -> Snapshot:
     entries = list(snapshot.entries)
     updated_at = snapshot.updated_at
     agent_state: Mapping[str, Any] = snapshot.agent_state
+    feedback = dict(snapshot.feedback)
     for member in members:
+        if member.get("kind") == "feedback":
+            feedback[int(member["turn"])] = Feedback.from_dict(member["feedback"])
+            continue
         entry = Entry.from_dict(member)
         if entry.turn <= len(entries):
             continue  # already folded into the snapshot by a compaction
@@ -164,7 +181,12 @@ def apply_journal(snapshot: Snapshot, members: Sequence[Mapping[str, Any]], jour
         updated_at = member.get("updated_at", updated_at)
         agent_state = member.get("agent_state", agent_state)
     return replace(
-        snapshot, entries=tuple(entries), updated_at=updated_at, agent_state=agent_state, journal_bytes=journal_bytes
+        snapshot,
+        entries=tuple(entries),
+        updated_at=updated_at,
+        agent_state=agent_state,
+        feedback=feedback,
+        journal_bytes=journal_bytes,
     )
 
 

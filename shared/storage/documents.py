@@ -13,8 +13,9 @@ from typing import Any
 
 from shared.domain.audit import AuditEvent
 from shared.domain.errors import InvalidCursor
+from shared.domain.feedback import Feedback
 from shared.domain.ids import validate_id
-from shared.domain.records import TurnRecord
+from shared.domain.records import TurnRecord, TurnRow
 from shared.domain.sessions import SessionSummary
 
 DOCUMENT_SCHEMA_VERSION = 1
@@ -26,8 +27,9 @@ def turn_document_id(owner: str, session_id: str, turn: int) -> str:
     return f"{owner}.{session_id}.{turn:06d}"
 
 
-def turn_document(owner: str, session_id: str, record: TurnRecord) -> dict[str, Any]:
-    return {
+def turn_document(owner: str, session_id: str, record: TurnRecord, feedback: Feedback | None = None) -> dict[str, Any]:
+    """A turn record as Cosmos keeps it; with the turn's feedback, without its comment (that stays in Blob)."""
+    document = {
         **record.to_dict(),
         "id": turn_document_id(owner, session_id, record.turn),
         "type": "turn",
@@ -35,6 +37,18 @@ def turn_document(owner: str, session_id: str, record: TurnRecord) -> dict[str, 
         "sessionId": session_id,
         "userId": owner,
     }
+    if feedback is not None:
+        document["feedback"] = feedback.to_dict(comment=False)
+    return document
+
+
+def turn_row(document: Mapping[str, Any]) -> TurnRow:
+    feedback = document.get("feedback")
+    return TurnRow(
+        str(document["sessionId"]),
+        TurnRecord.from_dict(document),
+        Feedback.from_dict(feedback) if isinstance(feedback, Mapping) else None,
+    )
 
 
 def summary_document(summary: SessionSummary) -> dict[str, Any]:

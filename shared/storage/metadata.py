@@ -8,9 +8,11 @@ this package. `MetadataStore` gathers the three stores and the operations that s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from azure.cosmos.aio import CosmosClient
 
+from shared.domain.feedback import Feedback
 from shared.domain.records import TurnRecord
 from shared.domain.sessions import SessionSummary
 from shared.storage.audit import AuditStore
@@ -51,9 +53,11 @@ class MetadataStore:
         written concurrently, one round trip instead of two."""
         await asyncio.gather(self.turns.put(summary.owner, summary.session_id, record), self.sessions.put(summary))
 
-    async def record_session(self, summary: SessionSummary, records: list[TurnRecord]) -> None:
+    async def record_session(
+        self, summary: SessionSummary, records: list[TurnRecord], feedback: Mapping[int, Feedback]
+    ) -> None:
         """Every turn record of a session written at once (an import or a fork), then its summary."""
-        await self.turns.put_many(summary.owner, summary.session_id, records)
+        await self.turns.put_many(summary.owner, summary.session_id, records, feedback)
         await self.put_summary(summary)
 
     async def put_summary(self, summary: SessionSummary) -> None:

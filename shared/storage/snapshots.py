@@ -39,12 +39,14 @@ from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
 
 from shared.aio import finish
 from shared.domain.errors import SessionBusy, SessionConflict, SessionNotFound, SnapshotCorrupt
+from shared.domain.feedback import Feedback
 from shared.domain.ids import validate_id
 from shared.domain.sessions import Snapshot
 from shared.storage.codec import (
     apply_journal,
     decode_journal,
     decode_snapshot,
+    encode_feedback_member,
     encode_journal_member,
     encode_snapshot,
     index_tags,
@@ -207,17 +209,10 @@ class SnapshotStore:
             raise ValueError("append saves exactly one new turn")
         entry = after.entries[-1]
         member = encode_journal_member(entry, after.updated_at, after.agent_state)
-        owner, session_id = after.owner, after.session_id
+        session_id = after.session_id
         if self._should_compact(before, len(member)):
             return await self._compact(lock, after)
-        journal = self._blob(self.journal_name(owner, session_id, before.generation))
-        try:
-            await journal.append_block(member, appendpos_condition=before.journal_bytes)
-        except HttpResponseError as exc:
-            if exc.status_code in (409, 412):
-                raise SessionConflict(f"session {session_id} changed while the turn ran") from None
-            raise
-        saved = replace(after, journal_bytes=before.journal_bytes + len(member))
+        saved = await self._append_member(before, after, member)
         if index_tags(before)["lastActiveDay"] != index_tags(saved)["lastActiveDay"]:
             try:
                 await self.retag(lock, saved)
@@ -226,6 +221,23 @@ class SnapshotStore:
                 # re-checks the exact time and rewrites the tag.
                 logger.warning("turn saved but the index tags of session %s are stale", session_id)
         return saved
+
+    async def append_feedback(self, lock: SessionLock, before: Snapshot, turn: int, feedback: Feedback) -> Snapshot:
+        """Save feedback on one turn (replacing any earlier), under the session's lease: one journal member."""
+        after = before.with_feedback(turn, feedback)
+        return await self._append_member(before, after, encode_feedback_member(turn, feedback))
+
+    async def _append_member(self, before: Snapshot, after: Snapshot, member: bytes) -> Snapshot:
+        """Append one member to the journal, at the position `before` was read at (a second line of defence
+        behind the lease: a writer whose read went stale is refused)."""
+        journal = self._blob(self.journal_name(after.owner, after.session_id, before.generation))
+        try:
+            await journal.append_block(member, appendpos_condition=before.journal_bytes)
+        except HttpResponseError as exc:
+            if exc.status_code in (409, 412):
+                raise SessionConflict(f"session {after.session_id} changed while the turn ran") from None
+            raise
+        return replace(after, journal_bytes=before.journal_bytes + len(member))
 
     async def _compact(self, lock: SessionLock, snapshot: Snapshot) -> Snapshot:
         """Rewrite the snapshot with everything and start the next journal generation.

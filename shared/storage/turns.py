@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
-from shared.domain.records import TurnRecord
+from shared.domain.feedback import Feedback
+from shared.domain.records import TurnRecord, TurnRow
 from shared.storage.cosmos import CosmosDatabase
-from shared.storage.documents import differs, stored_fields, turn_document
+from shared.storage.documents import differs, stored_fields, turn_document, turn_row
 
 _WRITERS = 8  # concurrent upserts when many turns are written at once (an import)
 
@@ -26,27 +27,44 @@ class TurnStore:
         self._database = database
         self._container = database.container("turns")
 
-    async def put(self, owner: str, session_id: str, record: TurnRecord) -> None:
-        await self._upsert(turn_document(owner, session_id, record))
+    async def put(self, owner: str, session_id: str, record: TurnRecord, feedback: Feedback | None = None) -> None:
+        await self._upsert(turn_document(owner, session_id, record, feedback))
 
-    async def put_many(self, owner: str, session_id: str, records: Sequence[TurnRecord]) -> None:
+    async def put_many(
+        self, owner: str, session_id: str, records: Sequence[TurnRecord], feedback: Mapping[int, Feedback]
+    ) -> None:
         """Every record of a session written at once (an import or a fork), a few upserts at a time."""
         gate = asyncio.Semaphore(_WRITERS)
 
         async def write(record: TurnRecord) -> None:
             async with gate:
-                await self.put(owner, session_id, record)
+                await self.put(owner, session_id, record, feedback.get(record.turn))
 
         await asyncio.gather(*(write(record) for record in records))
 
     async def of_session(self, owner: str, session_id: str) -> list[TurnRecord]:
-        return [TurnRecord.from_dict(item) for item in await self._session_documents(owner, session_id)]
+        return [row.record for row in await self.rows_of_session(owner, session_id)]
 
     async def of_owner(self, owner: str) -> list[TurnRecord]:
-        """All of an owner's turn records: a cross-partition query over the turns container."""
+        return [row.record for row in await self.rows_of_owner(owner)]
+
+    async def rows_of_session(self, owner: str, session_id: str) -> list[TurnRow]:
+        return [turn_row(item) for item in await self._session_documents(owner, session_id)]
+
+    async def rows_of_owner(self, owner: str) -> list[TurnRow]:
+        """All of an owner's turns: a cross-partition query over the turns container."""
         query = "SELECT * FROM c WHERE c.userId = @owner AND c.type = 'turn'"
         items = await self._database.query("turns", query, [{"name": "@owner", "value": owner}])
-        return [TurnRecord.from_dict(item) for item in items]
+        return [turn_row(item) for item in items]
+
+    async def routed_since(self, since: str) -> list[dict[str, Any]]:
+        """Every owner's turns completed since `since` (ISO): their routing fields and feedback, for calibration
+        (an operator's cross-partition read; never part of a request)."""
+        query = (
+            "SELECT c.complexity, c.backend, c.route_requested, c.router_version, c.imported, c.feedback "
+            "FROM c WHERE c.type = 'turn' AND c.completed_at >= @since"
+        )
+        return await self._database.query("turns", query, [{"name": "@since", "value": since}])
 
     async def sessions_of_owner(self, owner: str) -> set[str]:
         """Session ids the owner has turn records of (cross-partition: turns are partitioned by session)."""
@@ -82,12 +100,14 @@ class TurnStore:
             [(item["id"], item["sessionId"]) for item in items if item["sessionId"] not in keep_sessions]
         )
 
-    async def repair(self, owner: str, session_id: str, records: Sequence[TurnRecord]) -> int:
+    async def repair(
+        self, owner: str, session_id: str, records: Sequence[TurnRecord], feedback: Mapping[int, Feedback]
+    ) -> int:
         """Write every record whose document is missing or differs; returns how many were written."""
         stored = {int(item["turn"]): item for item in await self._session_documents(owner, session_id)}
         repaired = 0
         for record in records:
-            expected = turn_document(owner, session_id, record)
+            expected = turn_document(owner, session_id, record, feedback.get(record.turn))
             current = stored.get(record.turn)
             if current is None or differs(current, expected):
                 await self._upsert({**stored_fields(current or {}), **expected})

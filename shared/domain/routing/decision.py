@@ -1,51 +1,88 @@
 """The routing decision: which backend answers a turn, why, and which ones to try after it if it fails.
 
-A turn's complexity (from `rules.py`) picks a tier: below ``local_threshold`` the local backend, else the first
-configured strong backend in ``strong_order``. A follow-up (`followups.py`) inherits
-``max(own complexity, previous complexity * follow_up_decay)`` and stays on the previous turn's backend when
-that backend serves the resulting tier; the decay lets a long chain of trivial follow-ups drift back to the
-cheap tier. A user's explicit route wins, and the reason says what auto would have chosen.
+A router version (`learned-v1` by default, `rules-v1` the hand-written one) assesses the turn's complexity,
+inheriting the conversation's difficulty for a follow-up. The complexity picks a tier: below the threshold the
+local backend, else the first configured strong backend in ``strong_order`` (a follow-up stays on the previous
+turn's backend when that backend serves the tier). The threshold is ``local_threshold`` when set, else the one
+that sends ``target_cloud_share`` of the version's calibration sample to the strong tier, else the version's own.
+A user's explicit route wins, and the reason says what auto would have chosen. ``shadow`` names another version
+whose choice is recorded beside the real one, to compare versions on real traffic.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.domain.backends import BACKENDS, ROUTES, STRONG_BACKENDS, canonical
 from shared.domain.errors import BackendNotConfigured, NoBackendConfigured, UnknownRoute
-from shared.domain.routing.followups import follow_up_cue, is_small_talk, opening_words
-from shared.domain.routing.rules import ROUTER_VERSION, Analysis, analyze, length_contribution
+from shared.domain.routing import learned, rules_router
+from shared.domain.routing.rules_router import fmt
+from shared.domain.routing.types import Assessment, PriorTurn
+
+
+@dataclass(frozen=True)
+class RouterVersion:
+    """One router version behind the interface `decide` needs."""
+
+    name: str
+    assess: Callable[[str, Sequence[PriorTurn], float, float], Assessment]
+    default_threshold: Callable[[], float]
+    threshold_for_share: Callable[[float], float]
+
+
+VERSIONS: Mapping[str, RouterVersion] = {
+    version.name: version
+    for version in (
+        RouterVersion(learned.MODEL_VERSION, learned.assess, learned.default_threshold, learned.threshold_for_share),
+        RouterVersion(
+            rules_router.VERSION,
+            rules_router.assess,
+            lambda: rules_router.DEFAULT_THRESHOLD,
+            rules_router.threshold_for_share,
+        ),
+    )
+}
+DEFAULT_VERSION = learned.MODEL_VERSION
 
 
 @dataclass(frozen=True)
 class RouterConfig:
     """Tunables, read from settings once; validated here so a typo in an app setting fails at start-up."""
 
-    local_threshold: float = 0.45
+    local_threshold: float | None = None  # None: from target_cloud_share, else the version's own threshold
     strong_order: tuple[str, ...] = ("cloud", "foundry", "apim")
     fallback_order: tuple[str, ...] = ("cloud", "foundry", "apim", "local")
-    # How much of the previous turn's complexity a follow-up inherits. Below 1 so that a long chain of trivial
-    # follow-ups ("shorter", "and in French?", ...) eventually returns to the cheap tier.
+    # How much of the previous turn's complexity a follow-up inherits (rules-v1). Below 1 so that a long chain of
+    # trivial follow-ups ("shorter", "and in French?", ...) eventually returns to the cheap tier.
     follow_up_decay: float = 0.9
+    version: str = DEFAULT_VERSION
+    target_cloud_share: float | None = None
+    shadow: str | None = None
 
     def __post_init__(self) -> None:
-        if not _is_unit(self.local_threshold):
-            raise ValueError(f"local_threshold must be within [0, 1], got {self.local_threshold!r}")
-        if not _is_unit(self.follow_up_decay):
-            raise ValueError(f"follow_up_decay must be within [0, 1], got {self.follow_up_decay!r}")
+        for name in ("local_threshold", "follow_up_decay", "target_cloud_share"):
+            value = getattr(self, name)
+            if value is not None and not _is_unit(value):
+                raise ValueError(f"{name} must be within [0, 1], got {value!r}")
+        if self.local_threshold is not None and self.target_cloud_share is not None:
+            raise ValueError("set local_threshold or target_cloud_share, not both")
+        for name in ("version", "shadow"):
+            value = getattr(self, name)
+            if value is not None and value not in VERSIONS:
+                raise ValueError(f"{name} must be one of {', '.join(VERSIONS)}, got {value!r}")
         _check_order("strong_order", self.strong_order, STRONG_BACKENDS)
         _check_order("fallback_order", self.fallback_order, BACKENDS)
 
-
-@dataclass(frozen=True)
-class PriorTurn:
-    """What the router needs from one earlier turn record of the session (history is ordered newest last)."""
-
-    backend: str | None  # None for turns imported from elsewhere: nobody routed them
-    complexity: float | None  # None when unknown (imported turns)
-    user_chars: int = 0  # length of that turn's user message; a lower bound for an unknown complexity
+    def threshold(self, version: str | None = None) -> float:
+        """The complexity at and above which `version` (default: this config's) sends a turn to a strong backend."""
+        router = VERSIONS[version or self.version]
+        if self.local_threshold is not None:
+            return self.local_threshold
+        if self.target_cloud_share is not None:
+            return round(router.threshold_for_share(self.target_cloud_share), 4)
+        return router.default_threshold()
 
 
 @dataclass(frozen=True)
@@ -59,6 +96,7 @@ class Decision:
     signals: tuple[str, ...]
     switched_from: str | None
     follow_up: bool
+    auto_backend: str | None = None  # what the router itself chose (differs from `backend` under an override)
 
 
 def _is_unit(value: float) -> bool:
@@ -73,29 +111,17 @@ def _check_order(name: str, order: tuple[str, ...], allowed: tuple[str, ...]) ->
         raise ValueError(f"{name} lists a backend twice: {order}")
 
 
-def fmt(value: float) -> str:
-    """0.72 -> "0.72", 0.7 -> "0.7", 0.449 -> "0.449": short, and exact for values already rounded to 3 places."""
-    text = f"{value:.3f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
-
-
-def _prior_complexity(turn: PriorTurn) -> float:
-    """The previous turn's complexity; for an imported turn the length signal of its message as a lower bound."""
-    value = turn.complexity
-    if value is not None and not math.isnan(value):
-        return min(1.0, max(0.0, value))
-    return length_contribution(0, max(0, turn.user_chars))
-
-
 @dataclass(frozen=True)
 class _Tiered:
     backend: str
     explanation: str  # what follows the complexity, e.g. ">= 0.45: strong backend cloud"
 
 
-def _pick(complexity: float, available: tuple[str, ...], config: RouterConfig, sticky: str | None) -> _Tiered:
+def _pick(
+    complexity: float, threshold: float, available: tuple[str, ...], config: RouterConfig, sticky: str | None
+) -> _Tiered:
     """Apply the tier rules to ``complexity``; ``sticky`` is the backend a follow-up should stay on if possible."""
-    threshold = fmt(config.local_threshold)
+    shown = fmt(threshold)
     preference = config.strong_order + tuple(b for b in STRONG_BACKENDS if b not in config.strong_order)
     strong = tuple(b for b in preference if b in available)
 
@@ -104,45 +130,15 @@ def _pick(complexity: float, available: tuple[str, ...], config: RouterConfig, s
             return sticky, " (stays on the previous turn's backend)"
         return strong[0], ""
 
-    if complexity < config.local_threshold:
+    if complexity < threshold:
         if "local" in available:
-            return _Tiered("local", f"< {threshold}: local backend")
+            return _Tiered("local", f"< {shown}: local backend")
         backend, note = strong_choice()
-        return _Tiered(backend, f"< {threshold} but no local backend is configured: strong backend {backend}{note}")
+        return _Tiered(backend, f"< {shown} but no local backend is configured: strong backend {backend}{note}")
     if strong:
         backend, note = strong_choice()
-        return _Tiered(backend, f">= {threshold}: strong backend {backend}{note}")
-    return _Tiered("local", f">= {threshold} but no strong backend is configured: local backend")
-
-
-@dataclass(frozen=True)
-class _Assessed:
-    """The turn's complexity and how it came about: its own, or inherited as a follow-up."""
-
-    complexity: float
-    basis: str  # "complexity 0.72 (code block, ...)" or the follow-up's arithmetic
-    context: str  # why a low score did not inherit, when that matters ("; not a follow-up")
-    follow_up: bool
-
-
-def _assess(prompt: str, analysis: Analysis, previous: PriorTurn | None, config: RouterConfig) -> _Assessed:
-    own = analysis.complexity
-    opening = opening_words(prompt)
-    cue = follow_up_cue(opening) if previous is not None else None
-    if previous is not None and cue is not None:
-        prior = _prior_complexity(previous)
-        complexity = max(own, round(prior * config.follow_up_decay, 3))
-        source = f"a turn on {previous.backend}" if previous.backend is not None else "an imported turn"
-        basis = (
-            f"follow-up to {source} ({cue}): complexity {fmt(complexity)} = max(own {fmt(own)} "
-            f"({analysis.details()}), previous {fmt(prior)} * {fmt(config.follow_up_decay)})"
-        )
-        return _Assessed(complexity, basis, "", True)
-    context = ""
-    if previous is not None and own < config.local_threshold:
-        # Only where inheriting would have mattered: it explains leaving a strong backend after a hard turn.
-        context = "; small talk needs no context" if is_small_talk(opening) else "; not a follow-up"
-    return _Assessed(own, f"complexity {fmt(own)} ({analysis.details()})", context, False)
+        return _Tiered(backend, f">= {shown}: strong backend {backend}{note}")
+    return _Tiered("local", f">= {shown} but no strong backend is configured: local backend")
 
 
 def _check_route(route: str, configured: Collection[str]) -> tuple[str, ...]:
@@ -162,23 +158,26 @@ def decide(
     configured: Collection[str],
     config: RouterConfig,
     route: str = "auto",
+    *,
+    version: str | None = None,
 ) -> Decision:
     """Choose the backend for ``prompt``.
 
-    ``history`` holds the session's earlier turns, newest last. A follow-up builds on the newest turn's
+    ``history`` holds the session's earlier turns, newest last. A follow-up builds on the conversation's
     complexity; the previous backend is that of the newest turn that has one (imported turns have none).
-    ``configured`` names the backends that have an endpoint. ``route`` is the user's explicit
-    choice, "auto" for the rules.
+    ``configured`` names the backends that have an endpoint. ``route`` is the user's explicit choice, "auto" for
+    the router. ``version`` picks another router version than the config's (the shadow's).
 
     Raises ``UnknownRoute`` or ``BackendNotConfigured`` (both ``ValueError``: the client's fault) and
     ``NoBackendConfigured`` (``RuntimeError``: the deployment's fault).
     """
     available = _check_route(route, configured)
-    analysis = analyze(prompt)
-    assessed = _assess(prompt, analysis, history[-1] if history else None, config)
+    name = version or config.version
+    threshold = config.threshold(name)
+    assessed = VERSIONS[name].assess(prompt, history, threshold, config.follow_up_decay)
     # Imported turns were routed by nobody: the backend to stay on, or to have switched from, is the newest real one.
     previous_backend = next((turn.backend for turn in reversed(history) if turn.backend is not None), None)
-    auto = _pick(assessed.complexity, available, config, previous_backend if assessed.follow_up else None)
+    auto = _pick(assessed.complexity, threshold, available, config, previous_backend if assessed.follow_up else None)
     basis, context = assessed.basis, assessed.context
     if route != "auto":
         backend = route
@@ -198,11 +197,21 @@ def decide(
         backend=backend,
         complexity=round(assessed.complexity, 3),
         reason=reason,
-        router_version=ROUTER_VERSION,
-        signals=analysis.signals + (("follow_up",) if assessed.follow_up else ()),
+        router_version=name,
+        signals=assessed.signals,
         switched_from=switched_from,
         follow_up=assessed.follow_up,
+        auto_backend=auto.backend,
     )
+
+
+def shadow_decision(
+    prompt: str, history: Sequence[PriorTurn], configured: Collection[str], config: RouterConfig
+) -> Decision | None:
+    """What the shadow version would have chosen on its own (auto), or None when no shadow is configured."""
+    if config.shadow is None:
+        return None
+    return decide(prompt, history, configured, config, version=config.shadow)
 
 
 def fallback_chain(chosen: str, configured: Collection[str], config: RouterConfig) -> tuple[str, ...]:

@@ -49,9 +49,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.domain.routing.types import Assessment, PriorTurn, quantile_threshold
+
 __all__ = [
     "MODEL_VERSION",
-    "PriorTurn",
     "Routed",
     "Scored",
     "features",
@@ -690,20 +691,13 @@ def probability(text: str, prior: float | None = None) -> float:
 
 
 def threshold_for_share(target_share: float) -> float:
-    """The threshold that would have sent ``target_share`` of the calibration sample to the strong model.
+    """The threshold that would have sent ``target_share`` of the calibration sample to the strong model."""
+    return quantile_threshold(_model().quantiles, target_share)
 
-    Linear interpolation between the shipped percentiles; 0 -> above every score, 1 -> 0.
-    """
-    if not 0.0 <= target_share <= 1.0 or math.isnan(target_share):
-        raise ValueError(f"target_share must be within [0, 1], got {target_share!r}")
-    q = _model().quantiles
-    position = (1.0 - target_share) * (len(q) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(q) - 1)
-    value = q[low] + (q[high] - q[low]) * (position - low)
-    if target_share == 0.0:
-        return min(1.0, q[-1] + 1e-9)
-    return value
+
+def default_threshold() -> float:
+    """The decision threshold chosen at training time (recorded in the weights file)."""
+    return _model().threshold
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1096,15 +1090,6 @@ def follow_up_kind(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class PriorTurn:
-    """What routing needs from one earlier turn (oldest first in a history). The service stores all of it."""
-
-    complexity: float | None  # the probability this module gave that turn (None for imported turns)
-    backend: str | None = None
-    user_chars: int = 0
-
-
-@dataclass(frozen=True)
 class Routed:
     cloud: bool  # True: the strong model
     complexity: float  # the probability used for the decision (store it as the turn's complexity)
@@ -1158,3 +1143,14 @@ def route(
     side = "strong" if cloud else "local"
     reason = f"{MODEL_VERSION} {side}: {complexity:.3f} {'>=' if cloud else '<'} {cut:.3f}; {why}"
     return Routed(cloud=cloud, complexity=round(complexity, 4), own=round(own, 4), kind=kind, reason=reason)
+
+
+def assess(prompt: str, history: Sequence[PriorTurn], threshold: float, decay: float | None = None) -> Assessment:
+    """This version's view of a turn, for `decision.decide` (which applies tiers, overrides and switches)."""
+    routed = route(prompt, history, threshold)
+    follow_up = routed.kind == "reference" and routed.complexity > routed.own
+    signals = (routed.kind,) if routed.kind not in ("none", "first") else ()
+    basis = routed.reason.split(";", 1)[1].strip() if ";" in routed.reason else routed.reason
+    return Assessment(
+        routed.complexity, f"{MODEL_VERSION} complexity {routed.complexity:.3f} ({basis})", "", follow_up, signals
+    )

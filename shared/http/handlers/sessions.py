@@ -6,7 +6,7 @@ from fastapi.responses import Response
 
 from shared.http.call import Call
 from shared.http.errors import ApiError, not_found
-from shared.http.models import SessionList
+from shared.http.models import FeedbackRequest, FeedbackResponse, SessionList
 from shared.http.responses import analytics_model, json_response, session_model, summary_model
 
 
@@ -53,3 +53,19 @@ async def owner_analytics(call: Call) -> Response:
     owner = call.caller.owner
     services = await call.services()
     return json_response(analytics_model(await services.conversations.owner_analytics(owner)), exclude_unset=True)
+
+
+async def turn_feedback(call: Call) -> Response:
+    session_id, turn = call.param("session_id"), int(call.param("turn"))
+    body = await call.body(FeedbackRequest)
+    async with call.audited(action="feedback", session_id=session_id):
+        feedback = await (await call.services()).feedback.give(
+            call.caller.owner,
+            session_id,
+            turn,
+            rating=body.rating,
+            preferred_backend=body.preferred_backend,
+            comment=body.comment,
+        )
+    stored = {**feedback.to_dict(), "comment": feedback.comment}
+    return json_response(FeedbackResponse(session_id=session_id, turn=turn, **stored))
