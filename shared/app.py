@@ -15,8 +15,10 @@ from typing import Any
 from shared.agents.backends import COGNITIVE_SERVICES_SCOPE, build_backends
 from shared.agents.instrumentation import configure_agent_framework
 from shared.config import Settings, get_settings
+from shared.domain.clock import utc_now
 from shared.observability import setup as telemetry
 from shared.services.audit import AuditLog
+from shared.services.completions import ChatCompletions
 from shared.services.container import Closer, Services, close_all
 from shared.services.conversations import Conversations
 from shared.services.erasure import Erasure
@@ -83,6 +85,8 @@ async def _build(settings: Settings, closers: list[Closer]) -> Services:
     backends = build_backends(settings, token_provider)
     closers.extend(backend.close for backend in backends.values())
     audit = AuditLog(metadata.audit)
+    conversations = Conversations(settings, snapshots, metadata, backends)
+    transfer = SessionTransfer(settings, snapshots, metadata)
     reconciler = Reconciler(snapshots, metadata, settings.retention_batch_size)
     policy = RetentionPolicy(settings.retention_days, settings.retention_dry_run, settings.retention_batch_size)
     return Services(
@@ -90,13 +94,15 @@ async def _build(settings: Settings, closers: list[Closer]) -> Services:
         snapshots=snapshots,
         metadata=metadata,
         backends=backends,
-        conversations=Conversations(settings, snapshots, metadata, backends),
-        transfer=SessionTransfer(settings, snapshots, metadata),
+        conversations=conversations,
+        transfer=transfer,
         audit=audit,
         erasure=Erasure(snapshots, metadata, audit),
         reconcile=reconciler,
         retention=Retention(snapshots, metadata, audit, reconciler, policy),
         feedback=TurnFeedback(settings, snapshots, metadata),
+        completions=ChatCompletions(settings, conversations, transfer, metadata),
+        started_at=utc_now(),
         closers=closers,
     )
 

@@ -20,7 +20,7 @@ from azure.cosmos.aio import CosmosClient
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
-from shared.domain.sessions import Snapshot, summarize
+from shared.domain.sessions import Snapshot, summary_of
 from shared.storage.documents import stored_fields, summary_document, turn_document
 from shared.storage.snapshots import SnapshotStore
 
@@ -102,14 +102,14 @@ async def assert_cosmos_matches_snapshot(env: Mapping[str, str], owner: str, sna
     turns = [doc for doc in documents["turns"].values() if doc["sessionId"] == session_id]
     assert sorted(doc["turn"] for doc in turns) == list(range(1, snapshot.turns + 1)), "turn records in Cosmos"
     for record in snapshot.records:
-        expected = turn_document(owner, session_id, record)
+        expected = turn_document(owner, session_id, record, snapshot.feedback.get(record.turn))
         stored = documents["turns"][expected["id"]]
         assert {key: stored.get(key) for key in expected} == expected, record.turn
     summary = next(
         (doc for doc in documents["sessions"].values() if doc["id"] == session_id and doc["userId"] == owner), None
     )
     assert summary is not None, "no session summary in Cosmos"
-    expected_summary = summary_document(summarize(session_id, owner, snapshot.created_at, snapshot.records))
+    expected_summary = summary_document(summary_of(snapshot))
     assert {key: summary.get(key) for key in expected_summary if key != "title"} == {
         key: value for key, value in expected_summary.items() if key != "title"
     }

@@ -55,6 +55,8 @@ EXPECTED_HTTP = {
     ("DELETE", "users/{user_id}"): "FUNCTION",
     ("POST", "manage/reconcile"): "FUNCTION",
     ("POST", "sessions/{session_id}/turns/{turn}/feedback"): "FUNCTION",
+    ("GET", "v1/models"): "FUNCTION",
+    ("POST", "v1/chat/completions"): "FUNCTION",
     ("GET", "health"): "ANONYMOUS",
     ("GET", "openapi.json"): "ANONYMOUS",
 }

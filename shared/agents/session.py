@@ -86,6 +86,7 @@ class AgentReply:
     agent_state: dict[str, Any]  # the session state besides history
     input_tokens: int
     output_tokens: int
+    finish_reason: str | None = None  # "length" when the token limit cut the answer; None or "stop" otherwise
 
 
 async def run_agent(
@@ -96,6 +97,7 @@ async def run_agent(
     history: Sequence[Mapping[str, Any]],
     message: str,
     stream: bool,
+    options: Mapping[str, Any] | None = None,
 ) -> AsyncGenerator[str | AgentReply, None]:
     """Call the backend's agent on `message` after `history`: yields text deltas (when streaming), then the reply.
 
@@ -109,7 +111,7 @@ async def run_agent(
     try:
         if stream:
             with call.current():
-                updates = backend.agent.run(message, session=session, stream=True)
+                updates = backend.agent.run(message, session=session, stream=True, options=_chat_options(options))
             async for update in call.stream(updates):
                 if update.text:
                     parts.append(update.text)
@@ -117,13 +119,19 @@ async def run_agent(
             response = await call.wait(updates.get_final_response())
         else:
             with call.current():
-                pending = backend.agent.run(message, session=session)
+                pending = backend.agent.run(message, session=session, options=_chat_options(options))
             response = await call.wait(pending)
     except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
         error = classify(backend.name, exc)
         call.failed(error.kind)
         raise error from None
     yield _reply(backend, session, response, len(history), "".join(parts), call)
+
+
+def _chat_options(options: Mapping[str, Any] | None) -> Any:
+    """Per-call generation options (temperature, top_p, max_tokens, stop, seed) as Agent Framework takes them;
+    None leaves the agent's defaults."""
+    return dict(options) if options else None
 
 
 def _reply(
@@ -144,4 +152,10 @@ def _reply(
         agent_state=state_without_history(session.to_dict()["state"]),
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        finish_reason=_finish_reason(response),
     )
+
+
+def _finish_reason(response: Any) -> str | None:
+    reason = getattr(response, "finish_reason", None)
+    return None if reason is None else str(getattr(reason, "value", reason))

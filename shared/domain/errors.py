@@ -128,6 +128,17 @@ class UnknownRoute(RoutingError, ValueError):
         super().__init__(f"unknown route {route!r}; allowed routes: {', '.join(ROUTES)}")
 
 
+class UnknownModel(RoutingError, LookupError):
+    """An OpenAI client asked for a model this deployment does not serve (`auto` or a configured backend)."""
+
+    status = 404
+
+    def __init__(self, model: str, served: Collection[str]) -> None:
+        self.model = model
+        self.served = tuple(served)
+        super().__init__(f"The model {model!r} does not exist; this router serves {', '.join(self.served)}.")
+
+
 class BackendNotConfigured(RoutingError, ValueError):
     """The client overrode the route to a backend this deployment does not have.
 

@@ -11,6 +11,7 @@ from shared.domain.clock import utc_iso
 from shared.domain.errors import SessionConflict
 from shared.domain.feedback import Feedback
 from shared.domain.records import Entry, TurnRecord
+from shared.domain.transcripts import Said, keys_of, said
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ class SessionSummary:
     output_tokens: int
     cost: float
     title: str | None = None
+    transcript_hash: str | None = None  # see shared.domain.transcripts: how OpenAI clients' requests find a session
+    replay_hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -121,5 +124,12 @@ def summarize(session_id: str, owner: str, created_at: str, records: Sequence[Tu
     )
 
 
+def said_turns(snapshot: Snapshot) -> list[list[Said]]:
+    """The stored transcript turn by turn, as OpenAI clients' requests are compared with it."""
+    return [[said(message) for message in entry.openai_messages] for entry in snapshot.entries]
+
+
 def summary_of(snapshot: Snapshot) -> SessionSummary:
-    return summarize(snapshot.session_id, snapshot.owner, snapshot.created_at, snapshot.records)
+    keys = keys_of(said_turns(snapshot))
+    summary = summarize(snapshot.session_id, snapshot.owner, snapshot.created_at, snapshot.records)
+    return replace(summary, transcript_hash=keys.transcript, replay_hash=keys.replay)

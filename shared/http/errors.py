@@ -22,6 +22,7 @@ from shared.domain.errors import (
     InvalidFork,
     InvalidImport,
     InvalidMessage,
+    InvalidRequest,
     ModelCallError,
     NoBackendConfigured,
     SessionBusy,
@@ -29,10 +30,12 @@ from shared.domain.errors import (
     SessionExists,
     SessionNotFound,
     TurnNotFound,
+    UnknownModel,
     UnknownRoute,
 )
 from shared.domain.ids import InvalidId
 from shared.http.models import ErrorBody, ErrorResponse
+from shared.http.openai_models import OpenAIErrorBody, OpenAIErrorResponse
 from shared.storage.errors import is_transient
 
 logger = logging.getLogger(__name__)
@@ -84,6 +87,8 @@ def to_api_error(exc: BaseException) -> ApiError | None:
             return ApiError(413 if exc.too_long else 422, "invalid_message", str(exc), exc.field)
         case UnknownRoute():
             return ApiError(422, "invalid_route", f"route must be one of {', '.join(ROUTES)}", "route")
+        case UnknownModel():
+            return ApiError(404, "model_not_found", str(exc), "model")
         case BackendNotConfigured():
             return ApiError(422, "backend_not_configured", str(exc), "route")
         case NoBackendConfigured():
@@ -93,6 +98,8 @@ def to_api_error(exc: BaseException) -> ApiError | None:
         case InvalidImport():
             return ApiError(422, "invalid_import", str(exc), exc.field)
         case InvalidFork():
+            return ApiError(422, "invalid_request", str(exc), exc.field)
+        case InvalidRequest():
             return ApiError(422, "invalid_request", str(exc), exc.field)
         case SessionExists():
             return ApiError(409, "session_exists", "You already have a session with this id.", "session_id")
@@ -124,6 +131,30 @@ def internal_error(exc: BaseException, what: str = "unhandled error") -> ErrorBo
     correlation_id = uuid.uuid4().hex
     logger.error("%s, correlation id %s", what, correlation_id, exc_info=exc)
     return ErrorBody(code="internal", message="Internal error.", correlation_id=correlation_id)
+
+
+def openai_error_response(exc: BaseException) -> JSONResponse:
+    """The same mapping, in OpenAI's error shape (`/api/v1`): `{"error": {message, type, param, code}}`, so
+    OpenAI SDKs raise their own typed exceptions (NotFoundError, RateLimitError, ...)."""
+    api_error = to_api_error(exc)
+    if api_error is None:
+        body = internal_error(exc)
+        api_error = ApiError(500, "internal", f"Internal error (correlation id {body.correlation_id}).")
+    elif api_error.status >= 500:
+        logger.warning("request failed with %d %s", api_error.status, api_error.code)
+    error = OpenAIErrorBody(
+        message=api_error.message, type=_openai_type(api_error.status), param=api_error.field, code=api_error.code
+    )
+    body_json = OpenAIErrorResponse(error=error).model_dump()
+    return JSONResponse(body_json, status_code=api_error.status, headers=api_error.headers)
+
+
+def _openai_type(status: int) -> str:
+    if status == 404:
+        return "not_found_error"
+    if status == 429:
+        return "rate_limit_error"
+    return "api_error" if status >= 500 else "invalid_request_error"
 
 
 def error_response(exc: BaseException) -> JSONResponse:

@@ -14,7 +14,7 @@ from azurefunctions.extensions.http.fastapi import Request, Response
 
 from shared.config import get_settings
 from shared.http.call import Call, Provider
-from shared.http.errors import ApiError, error_response
+from shared.http.errors import ApiError, error_response, openai_error_response
 from shared.http.route import PATH_PARAMETERS, Route
 from shared.http.routes import ROUTE_TABLE
 from shared.observability.spans import request_span
@@ -40,17 +40,18 @@ def path_parameters(route: Route, request: Request) -> dict[str, str]:
 
 async def dispatch(route: Route, request: Request, provider: Provider) -> Response:
     """Run the route's handler on the request; every failure becomes one of our JSON errors."""
+    errors = openai_error_response if route.openai else error_response
     try:
         settings = get_settings()
     except Exception as exc:  # noqa: BLE001 - the one error mapper
-        return error_response(exc)
+        return errors(exc)
 
     async def run() -> Response:
         try:
             call = Call(request, settings, path_parameters(route, request), provider)
             return await route.handler(call)
         except Exception as exc:  # noqa: BLE001 - the one error mapper
-            return error_response(exc)
+            return errors(exc)
 
     return await request_span(route.function_name, request.method, request.url.path, run)
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared.http.models import ErrorBody, ErrorResponse
+from shared.http.openai_models import ChatCompletionChunk, OpenAIErrorResponse
 from shared.http.route import PATH_PARAMETERS, PathParameter, Route
 
 _STATUS_TEXT = {
@@ -29,9 +30,11 @@ _STATUS_TEXT = {
 
 def build_document(routes: Sequence[Route]) -> dict[str, Any]:
     """The OpenAPI 3.1 document of `routes`, with the schemas of every model they name."""
-    models = {ErrorResponse, ErrorBody}
+    models: set[type[BaseModel]] = {ErrorResponse, ErrorBody}
     for operation in routes:
         models.update(model for model in (operation.request, operation.response) if model is not None)
+        if operation.openai:
+            models.update((OpenAIErrorResponse, ChatCompletionChunk))
     keyed = sorted(
         ((model, "validation" if model in {op.request for op in routes} else "serialization") for model in models),
         key=lambda item: item[0].__name__,
@@ -76,7 +79,17 @@ def _operation(operation: Route) -> dict[str, Any]:
     success: dict[str, Any] = {"description": {200: "OK", 201: "Created"}.get(operation.success, "No content")}
     if operation.response is not None:
         content: dict[str, Any] = {"application/json": {"schema": _ref(operation.response)}}
-        if operation.streams:
+        if operation.streams and operation.openai:
+            content["text/event-stream"] = {
+                "schema": {
+                    "type": "object",
+                    "description": "Events whose data is a ChatCompletionChunk (with `usage` last when asked for), "
+                    "then `[DONE]`.",
+                    "properties": {"data": {"type": "string"}},
+                    "required": ["data"],
+                }
+            }
+        elif operation.streams:
             # OpenAPI 3.1 media type objects have no `description`; it goes on the schema. The schema describes
             # one event (as OpenAPI 3.2's itemSchema would, and as schemathesis validates each event).
             content["text/event-stream"] = {
@@ -93,9 +106,13 @@ def _operation(operation: Route) -> dict[str, Any]:
         success["content"] = content
     elif operation.path == "/openapi.json":
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    if operation.response_headers:
+        success["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}} for name, text in operation.response_headers
+        }
     responses: dict[str, Any] = {str(operation.success): success}
     for status in (*operation.errors, 500):
-        schema: dict[str, Any] = _ref(ErrorResponse)
+        schema: dict[str, Any] = _ref(OpenAIErrorResponse if operation.openai else ErrorResponse)
         if status in operation.report_statuses and operation.response is not None:
             # The report itself, or an error when the service could not even be built (storage down at start).
             schema = {"anyOf": [_ref(operation.response), schema]}

@@ -58,6 +58,8 @@ class Route:
     query: tuple[dict[str, Any], ...] = ()
     # Error statuses answered with the success model instead of an error (health's 503 "degraded" report).
     report_statuses: tuple[int, ...] = ()
+    openai: bool = False  # an OpenAI-compatible route: errors in OpenAI's shape, documented with its schema
+    response_headers: tuple[tuple[str, str], ...] = ()  # (name, description) of headers on every answer
 
     @property
     def template(self) -> str:

@@ -15,8 +15,10 @@ from typing import Any
 from fastapi.responses import JSONResponse, Response
 
 from shared.http import models
+from shared.http import openai_models as oai_models
 from shared.http.call import Call
 from shared.http.handlers import chat, lifecycle, sessions, system, transfer
+from shared.http.handlers import openai as oai
 from shared.http.openapi import build_document
 from shared.http.route import Route
 
@@ -205,6 +207,38 @@ ROUTE_TABLE: tuple[Route, ...] = (
         errors=(503,),
         public=True,
         report_statuses=(503,),
+    ),
+    Route(
+        "get",
+        "/v1/models",
+        oai.list_models,
+        "listModels",
+        "OpenAI-compatible: the models this router serves (`auto` and each configured backend).",
+        None,
+        oai_models.ModelList,
+        errors=(503,),
+        openai=True,
+    ),
+    Route(
+        "post",
+        "/v1/chat/completions",
+        oai.chat_completions,
+        "createChatCompletion",
+        "OpenAI-compatible Chat Completions with durable history: the whole conversation on every call, stored "
+        "once (X-Session-Id names the session; without it the caller's matching session is found, else a new one "
+        "starts); an edit or a regenerate forks; a client's retry of a saved turn gets its stored answer again.",
+        oai_models.ChatCompletionRequest,
+        oai_models.ChatCompletion,
+        errors=(400, 404, 409, 413, 415, 422, 429, 502, 503, 504),
+        streams=True,
+        openai=True,
+        response_headers=(
+            ("X-Session-Id", "The session the turn was stored in (a fork's, after an edit or a regenerate)."),
+            ("X-Router-Backend", "The backend that answered."),
+            ("X-Router-Model", "The model that answered."),
+            ("X-Router-Reason", "Why the router chose it (ASCII, at most 200 characters)."),
+            ("X-Idempotent-Replay", "true when the answer is a saved turn's, given again to a retry."),
+        ),
     ),
     Route("get", "/openapi.json", openapi, "openapi", "This document.", public=True),
 )

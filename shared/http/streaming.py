@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import Send
 
 from shared.domain.errors import StreamBroken
 from shared.http.errors import ApiError, internal_error, to_api_error
@@ -77,3 +78,41 @@ async def _stream(first: TurnEvent, events: AsyncGenerator[TurnEvent, None]) -> 
         yield _error_event(exc)
     finally:
         await events.aclose()
+
+
+class LateHeadersStreamingResponse(StreamingResponse):
+    """A stream whose status line and headers go out with its first chunk, not before it.
+
+    The OpenAI door says in headers which backend answered, which is only known once the first text arrives (a
+    fallback happens before any text). Producing that first chunk here, in the response's own task, also keeps a
+    model stream in one task from start to end (Agent Framework's telemetry resets context tokens it set).
+    A failure before the first chunk is still a proper error response (`on_error`), not a broken stream.
+    """
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        late_headers: Callable[[], Mapping[str, str]],
+        on_error: Callable[[BaseException], JSONResponse],
+    ) -> None:
+        super().__init__(content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self._late_headers = late_headers
+        self._on_error = on_error
+
+    async def stream_response(self, send: Send) -> None:
+        chunks = aiter(self.body_iterator)
+        try:
+            first = await anext(chunks, b"")
+        except Exception as exc:  # noqa: BLE001 - nothing is sent yet: answer with the error itself
+            error = self._on_error(exc)
+            await send({"type": "http.response.start", "status": error.status_code, "headers": error.raw_headers})
+            await send({"type": "http.response.body", "body": error.body, "more_body": False})
+            return
+        late = [
+            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self._late_headers().items()
+        ]
+        await send({"type": "http.response.start", "status": self.status_code, "headers": [*self.raw_headers, *late]})
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from shared.aio import finish
 from shared.domain.audit import Action, AuditEvent, Outcome, outcome_of
 from shared.domain.clock import utc_iso, utc_now
-from shared.services.events import TurnCompleted
+from shared.services.events import Replayed, TurnCompleted
 from shared.storage.audit import AuditStore
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,8 @@ class AuditLog:
         """Pass a turn's events through and record `create`/`continue` when the stream ends.
 
         The outcome is ok when a `TurnCompleted` went by, else the exception's outcome (`error` when the client
-        went away mid-answer). A new session's id comes from the first event that carries one (`RouteChosen`).
+        went away mid-answer). Without a `session_id` the session is the one the first event names (`RouteChosen`,
+        or `Replayed`: a stored answer given again, recorded as `read`), and the action follows its turn number.
         """
         action: Action = "continue" if session_id is not None else "create"
         completed = False
@@ -140,7 +141,8 @@ class AuditLog:
             async for event in events:
                 if session_id is None:
                     session_id = getattr(event, "session_id", None)
-                completed = completed or isinstance(event, TurnCompleted)
+                    action = _action_of(event)
+                completed = completed or isinstance(event, TurnCompleted | Replayed)
                 yield event
         except BaseException as exc:
             failure = exc
@@ -156,3 +158,9 @@ class AuditLog:
         await events.aclose()
         if session_id is not None:
             await self.record(actor=actor, session_id=session_id, action=action, outcome=outcome)
+
+
+def _action_of(event: object) -> Action:
+    if isinstance(event, Replayed):
+        return "read"
+    return "create" if getattr(event, "turn", 1) == 1 else "continue"

@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from shared.agents.backends import Backend
 from shared.config import Settings
 from shared.services.audit import AuditLog
+from shared.services.completions import ChatCompletions
 from shared.services.conversations import Conversations
 from shared.services.erasure import Erasure
 from shared.services.feedback import TurnFeedback
@@ -38,6 +40,8 @@ class Services:
     reconcile: Reconciler
     retention: Retention
     feedback: TurnFeedback
+    completions: ChatCompletions
+    started_at: datetime
     closers: list[Closer] = field(default_factory=list, repr=False)
 
     async def close(self) -> None:

@@ -7,7 +7,8 @@ loads the session under its lease (one turn at a time) and hands the turn over.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,13 +22,13 @@ from shared.domain.errors import InvalidMessage, UnknownRoute
 from shared.domain.ids import new_session_id, validate_id
 from shared.domain.pricing import Price
 from shared.domain.records import TurnRow
-from shared.domain.sessions import SessionSummary, new_snapshot, summary_of
+from shared.domain.sessions import SessionSummary, Snapshot, new_snapshot, summary_of
 from shared.observability.spans import tracer
 from shared.services.events import SessionView, TurnCompleted, TurnEvent, TurnResult
 from shared.services.removal import remove_session
-from shared.services.turn import Turn, TurnRunner
+from shared.services.turn import Turn, TurnRequest, TurnRunner
 from shared.storage.metadata import MetadataStore
-from shared.storage.snapshots import SnapshotStore
+from shared.storage.snapshots import SessionLock, SnapshotStore
 
 
 @dataclass
@@ -63,22 +64,47 @@ class Conversations:
 
         With `stream=False` the model answers in one piece (no `Delta` events): cheaper when nobody watches.
         """
-        validate_id(owner, "owner")
-        message = self._check_message(message)
-        if route not in ROUTES:
-            raise UnknownRoute(route)
+        request = TurnRequest(route=route, stream=stream)
+        message = self._check(owner, message, request)  # refused before any storage call
         if session_id is None:
-            started = self.clock()
-            turn = Turn(new_snapshot(new_session_id(), owner, started), message, route, stream, None, started)
-            async for event in self._runner.run(turn):
+            async for event in self.start(owner, message, request):
                 yield event
             return
+        async with self.opened(owner, session_id) as (lock, snapshot):
+            async for event in self.continue_on(lock, snapshot, message, request):
+                yield event
+
+    def _check(self, owner: str, message: object, request: TurnRequest) -> str:
+        validate_id(owner, "owner")
+        if request.route not in ROUTES:
+            raise UnknownRoute(request.route)
+        return self._check_message(message)
+
+    async def start(self, owner: str, message: str, request: TurnRequest) -> AsyncGenerator[TurnEvent, None]:
+        """A turn that starts a new session (saved only if it succeeds)."""
+        message = self._check(owner, message, request)
+        started = self.clock()
+        turn = Turn(new_snapshot(new_session_id(), owner, started), message, request, None, started)
+        async for event in self._runner.run(turn):
+            yield event
+
+    @contextlib.asynccontextmanager
+    async def opened(self, owner: str, session_id: str) -> AsyncIterator[tuple[SessionLock, Snapshot]]:
+        """The session under its lease (one turn at a time: SessionBusy at once if a turn holds it), loaded."""
+        validate_id(owner, "owner")
         validate_id(session_id)
         async with self.snapshots.locked(owner, session_id) as lock:
             with tracer.start_as_current_span("llmrouter.snapshot.load"):
                 snapshot = await self.snapshots.load(owner, session_id)
-            async for event in self._runner.run(Turn(snapshot, message, route, stream, lock, self.clock())):
-                yield event
+            yield lock, snapshot
+
+    async def continue_on(
+        self, lock: SessionLock, snapshot: Snapshot, message: str, request: TurnRequest
+    ) -> AsyncGenerator[TurnEvent, None]:
+        """A turn on a session the caller holds (`opened`) and has already loaded."""
+        message = self._check(snapshot.owner, message, request)
+        async for event in self._runner.run(Turn(snapshot, message, request, lock, self.clock())):
+            yield event
 
     async def chat(self, owner: str, message: str, session_id: str | None = None, route: str = "auto") -> TurnResult:
         result: TurnResult | None = None

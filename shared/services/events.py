@@ -51,6 +51,16 @@ TurnEvent = RouteChosen | FallbackTaken | Delta | TurnCompleted
 
 
 @dataclass(frozen=True)
+class Replayed:
+    """A request that repeats a turn already saved (a client's retry): its stored answer, no model call."""
+
+    session_id: str
+    turn: int
+    reply: str
+    record: TurnRecord
+
+
+@dataclass(frozen=True)
 class SessionView:
     snapshot: Snapshot
     summary: SessionSummary

@@ -275,6 +275,28 @@ def _exported_turn(entry: Entry, feedback: Feedback | None) -> dict[str, Any]:
     return exported
 
 
+def fork_with(
+    source: Snapshot,
+    at_turn: int,
+    then: ImportPlan | None,
+    session_id: str,
+    now: datetime,
+) -> Snapshot:
+    """Turns 1..at_turn of `source` (none when 0), then the turns of `then` (an import of what followed them in a
+    client's version of the conversation), as a new session whose lineage points at `source` and `at_turn`."""
+    if at_turn >= 1:
+        base = fork_snapshot(source, at_turn, session_id, now)
+    else:
+        lineage = {"kind": "fork", "source_session_id": source.session_id, "source_turn": 0}
+        base = replace(
+            new_snapshot(session_id, source.owner, now, lineage=lineage), agent_state=dict(source.agent_state)
+        )
+    if then is None:
+        return base
+    carried = tuple(replace(entry, record=replace(entry.record, turn=at_turn + entry.turn)) for entry in then.entries)
+    return replace(base, entries=(*base.entries, *carried))
+
+
 def fork_snapshot(source: Snapshot, at_turn: int, session_id: str, now: datetime) -> Snapshot:
     """Turns 1..at_turn of `source` as a new session of the same owner, its lineage pointing back."""
     if isinstance(at_turn, bool) or not isinstance(at_turn, int) or not 1 <= at_turn <= source.turns:

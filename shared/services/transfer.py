@@ -21,7 +21,14 @@ from shared.domain.ids import new_session_id, validate_id
 from shared.domain.redaction import Redactor
 from shared.domain.sessions import Snapshot, summary_of
 from shared.services.events import SessionView
-from shared.services.import_plan import export_document, fork_snapshot, imported_snapshot, plan_import, redacted
+from shared.services.import_plan import (
+    ImportPlan,
+    export_document,
+    fork_snapshot,
+    imported_snapshot,
+    plan_import,
+    redacted,
+)
 from shared.storage.metadata import MetadataStore
 from shared.storage.snapshots import SnapshotStore
 
@@ -75,6 +82,15 @@ class SessionTransfer:
         saved = await self.snapshots.create(forked)
         logger.info("forked session %s at turn %d into %s", session_id, at_turn, saved.session_id)
         return await self._record_metadata(saved)
+
+    def plan_messages(self, messages: object, now: datetime) -> ImportPlan:
+        """OpenAI chat messages as a validated import plan (masked when PII_REDACTION is on)."""
+        plan = plan_import("openai", messages, limits=self._limits, now=now)
+        return plan if self._redactor is None else redacted(plan, self._redactor)
+
+    async def save_new(self, snapshot: Snapshot) -> SessionView:
+        """Write a session built elsewhere (a fork with imported turns): Blob first, only if absent, then Cosmos."""
+        return await self._record_metadata(await self.snapshots.create(snapshot))
 
     async def _record_metadata(self, snapshot: Snapshot) -> SessionView:
         """Every turn record and the summary. Cosmos is derived data: a failure is logged, not raised (the

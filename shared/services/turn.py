@@ -42,16 +42,31 @@ ROUTER_HISTORY = 6  # recent turn records the router looks at
 
 
 @dataclass(frozen=True)
+class TurnRequest:
+    """What a caller asks of a turn besides its message."""
+
+    route: str = "auto"  # a backend name forces it
+    stream: bool = True  # text deltas as they come; False: the answer in one piece (cheaper when nobody watches)
+    options: Mapping[str, Any] = field(default_factory=dict)  # temperature, top_p, max_tokens, stop, seed
+    # Messages sent before this one and stored at the start of the turn (a new session's own instructions).
+    preamble: tuple[Mapping[str, Any], ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)  # kept in the turn record's `extra`
+
+
+@dataclass(frozen=True)
 class Turn:
     """A turn about to run: the session as loaded (empty for a new one) and the lease held on it."""
 
     before: Snapshot
     message: str
-    route: str
-    stream: bool
+    request: TurnRequest
     lock: SessionLock | None  # None only for a new session, which nobody else can see yet
     started: datetime
     started_clock: float = field(default_factory=time.perf_counter)
+
+    @property
+    def route(self) -> str:
+        return self.request.route
 
     @property
     def is_new(self) -> bool:
@@ -127,7 +142,9 @@ class TurnRunner:
         """Each backend of the chain in turn until one answers; the failed ones go into the record's chain."""
         chain = (decision.backend, *fallback_chain(decision.backend, tuple(self._backends), self._settings.router))
         history = cap_context(
-            turn.before.af_messages(), self._settings.context_max_messages, self._settings.context_max_chars
+            [*turn.before.af_messages(), *turn.request.preamble],
+            self._settings.context_max_messages,
+            self._settings.context_max_chars,
         )
         attempts: list[Attempt] = []
         last_error: ModelCallError | None = None
@@ -144,7 +161,8 @@ class TurnRunner:
                     agent_state=turn.before.agent_state,
                     history=sent_history,
                     message=message,
-                    stream=turn.stream,
+                    stream=turn.request.stream,
+                    options=self._options(turn.request.options),
                 ):
                     if isinstance(item, str):
                         streamed = True
@@ -169,6 +187,14 @@ class TurnRunner:
         assert last_error is not None
         raise AllBackendsFailed(attempts, last_error)
 
+    def _options(self, requested: Mapping[str, Any]) -> dict[str, Any]:
+        """The caller's generation options, with its token limit held to MODEL_MAX_OUTPUT_TOKENS."""
+        options = dict(requested)
+        cap = self._settings.model_max_output_tokens
+        if cap is not None and "max_tokens" in options:
+            options["max_tokens"] = min(int(options["max_tokens"]), cap)
+        return options
+
     def _for_model(
         self, backend: str, message: str, history: Sequence[Mapping[str, Any]]
     ) -> tuple[str, list[Mapping[str, Any]], frozenset[str]]:
@@ -186,8 +212,10 @@ class TurnRunner:
     def _entry(self, turn: Turn, decision: Decision, answered: _Answered, shadow: dict[str, Any] | None) -> Entry:
         """The stored exchange: the new messages (masked when PII_REDACTION is on) and the turn record."""
         backend, reply = answered.backend, answered.reply
-        messages: Sequence[Mapping[str, Any]] = reply.messages
-        extra: dict[str, Any] = {} if shadow is None else {"shadow": shadow}
+        messages: Sequence[Mapping[str, Any]] = [*turn.request.preamble, *reply.messages]
+        extra: dict[str, Any] = {**turn.request.extra, **({} if shadow is None else {"shadow": shadow})}
+        if reply.finish_reason not in (None, "stop"):
+            extra["finish_reason"] = reply.finish_reason
         if self._redactor is not None:
             # Stored masked; the client still gets the reply as the model wrote it.
             messages, found = self._redactor.redact_messages(messages)

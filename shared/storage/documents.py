@@ -77,6 +77,8 @@ def summary_from_document(document: Mapping[str, Any]) -> SessionSummary:
         output_tokens=int(document.get("output_tokens", 0)),
         cost=float(document.get("cost", 0.0)),
         title=document.get("title"),
+        transcript_hash=document.get("transcript_hash"),
+        replay_hash=document.get("replay_hash"),
     )
 
 

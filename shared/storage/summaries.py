@@ -75,6 +75,21 @@ class SummaryStore:
             )
         }
 
+    async def matching(self, owner: str, transcript: str, replay: str) -> str | None:
+        """The caller's most recent session whose transcript hash is `transcript` (the request continues it) or
+        whose replay hash is `replay` (the request repeats its last turn), if any: one partition, one query."""
+        query = (
+            "SELECT TOP 1 c.id FROM c WHERE c.userId = @owner AND c.type = 'session' "
+            "AND (c.transcript_hash = @transcript OR c.replay_hash = @replay) ORDER BY c.sortKey DESC"
+        )
+        parameters: list[dict[str, Any]] = [
+            {"name": "@owner", "value": owner},
+            {"name": "@transcript", "value": transcript},
+            {"name": "@replay", "value": replay},
+        ]
+        items = await self._database.query("sessions", query, parameters, partition=owner)
+        return str(items[0]["id"]) if items else None
+
     async def idle(self, cutoff: str, after: str, take: int) -> list[tuple[str, str, str]]:
         """(owner, session id, sort key) of summaries last active before `cutoff`, in sort-key order after `after`:
         one page of a cross-partition walk (summaries are partitioned by user), bounded by TOP."""
