@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.app import Services
-from shared.domain.sessions import summarize
+from shared.domain.sessions import summary_of
 from shared.storage.documents import turn_document
 from tests.api_helpers import client, principal
 from tests.fixtures_app import LiveServer
@@ -37,7 +37,7 @@ async def assert_metadata_matches_snapshot(services: Services, owner: str, sessi
     stored = await services.metadata.session_turns(owner, session_id)
     assert [record.to_dict() for record in stored] == [record.to_dict() for record in snapshot.records]
     summary = await services.metadata.summary(owner, session_id)
-    expected = summarize(session_id, owner, snapshot.created_at, snapshot.records)
+    expected = summary_of(snapshot)  # what a turn writes, transcript hashes included
     assert summary is not None
     assert {**summary.to_dict(), "title": None} == expected.to_dict()
 

@@ -59,6 +59,25 @@ def build_document(routes: Sequence[Route]) -> dict[str, Any]:
     }
 
 
+# OpenAPI 3.1 media type objects have no `description`; it goes on the schema. The schema describes one event (as
+# OpenAPI 3.2's itemSchema would, and as schemathesis validates each event).
+_EVENTS: dict[str, Any] = {
+    "type": "object",
+    "description": "Events: route, delta {text}, fallback, done (the JSON answer), error.",
+    "properties": {
+        "event": {"enum": ["route", "delta", "fallback", "done", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["event", "data"],
+}
+_OPENAI_EVENTS: dict[str, Any] = {
+    "type": "object",
+    "description": "Events whose data is a ChatCompletionChunk (with `usage` last when asked for), then `[DONE]`.",
+    "properties": {"data": {"type": "string"}},
+    "required": ["data"],
+}
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -79,30 +98,8 @@ def _operation(operation: Route) -> dict[str, Any]:
     success: dict[str, Any] = {"description": {200: "OK", 201: "Created"}.get(operation.success, "No content")}
     if operation.response is not None:
         content: dict[str, Any] = {"application/json": {"schema": _ref(operation.response)}}
-        if operation.streams and operation.openai:
-            content["text/event-stream"] = {
-                "schema": {
-                    "type": "object",
-                    "description": "Events whose data is a ChatCompletionChunk (with `usage` last when asked for), "
-                    "then `[DONE]`.",
-                    "properties": {"data": {"type": "string"}},
-                    "required": ["data"],
-                }
-            }
-        elif operation.streams:
-            # OpenAPI 3.1 media type objects have no `description`; it goes on the schema. The schema describes
-            # one event (as OpenAPI 3.2's itemSchema would, and as schemathesis validates each event).
-            content["text/event-stream"] = {
-                "schema": {
-                    "type": "object",
-                    "description": "Events: route, delta {text}, fallback, done (the JSON answer), error.",
-                    "properties": {
-                        "event": {"enum": ["route", "delta", "fallback", "done", "error"]},
-                        "data": {"type": "string", "contentMediaType": "application/json"},
-                    },
-                    "required": ["event", "data"],
-                }
-            }
+        if operation.streams:
+            content["text/event-stream"] = {"schema": _OPENAI_EVENTS if operation.openai else _EVENTS}
         success["content"] = content
     elif operation.path == "/openapi.json":
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
