@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, facts, report, resume, router, storage, throughput, turns
+from bench import coldstart, context, facts, report, resume, router, storage, throughput, turns
 from bench.env import FakeModel, emulators, load_average, provenance
 from bench.stack import MODELS, build_stack, settings_env
 from shared.storage.metadata import MetadataStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("turns", "resume", "storage", "coldstart", "throughput", "router")
+SCENARIOS = ("turns", "resume", "storage", "coldstart", "throughput", "router", "context")
 
 
 def _log(message: str) -> None:
@@ -99,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
             results["throughput"] = throughput.run(azurite, cosmos, args.quick)
             results["throughput"]["elapsed_s"] = round(time.perf_counter() - began, 1)
             results["throughput"]["load_average"] = {"before": load_before, "after": load_average()}
+        if "context" in only:
+            _log("context ...")
+            began = time.perf_counter()
+            load_before = load_average()
+            results["context"] = context.run(azurite, cosmos, args.quick)
+            results["context"]["elapsed_s"] = round(time.perf_counter() - began, 1)
+            results["context"]["load_average"] = {"before": load_before, "after": load_average()}
     if "router" in only:
         _log("router ...")
         began = time.perf_counter()

@@ -8,6 +8,7 @@ from typing import Any
 
 import matplotlib
 
+from bench.context import markdown as context_markdown
 from bench.env import ratio
 
 matplotlib.use("Agg")
@@ -604,6 +605,9 @@ def write(out: Path, results: dict[str, Any], stamp: dict[str, Any], facts: dict
             f"- prompt length: {_iqr(r['prompt_chars'], 0)} characters; chosen: {r['chosen_backends']}",
             "",
         ]
+    if "context" in results:
+        md += [*context_markdown(results["context"])[:1], _stamp_note(results["context"], stamp)]
+        md += context_markdown(results["context"])[1:]
     md += ["## Order of resumed transcripts", "", *_order_findings(results), ""]
     md += [
         "## Files",

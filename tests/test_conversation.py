@@ -17,7 +17,6 @@ from shared.agents.session import payload_of
 from shared.app import Services
 from shared.config import Settings
 from shared.domain.analytics import analytics
-from shared.domain.context import cap_context
 from shared.domain.errors import AllBackendsFailed, SessionBusy, SessionNotFound
 from shared.domain.ids import InvalidId
 from shared.domain.records import TurnRecord
@@ -195,28 +194,14 @@ async def test_cosmos_turn_records_equal_the_snapshots(services: Services) -> No
 async def test_stored_history_is_never_cut_while_the_model_context_is_capped(
     make_services: Callable[..., Any], models: dict[str, FakeModelServer]
 ) -> None:
-    services = await make_services(CONTEXT_MAX_MESSAGES="4")
+    # Plain truncation (summaries off): what this test is about is the cap; summaries are tests/test_context*.
+    services = await make_services(CONTEXT_MAX_MESSAGES="4", CONTEXT_SUMMARY="false")
     session = (await services.conversations.chat("alice", "turn 1", route="local")).session_id
     for turn in range(2, 7):
         await services.conversations.chat("alice", f"turn {turn}", session, route="local")
     sent = user_messages(models["local"].requests[-1])
     assert sent == ["turn 4", "turn 5", "turn 6"]  # 4 history messages (2 exchanges) + the new one
     assert len((await services.snapshots.load("alice", session)).openai_messages()) == 12
-
-
-def test_context_cap_counts_characters_and_starts_at_a_user_message() -> None:
-    def message(role: str, text: str) -> dict[str, Any]:
-        return {"role": role, "contents": [{"type": "text", "text": text}]}
-
-    history = [
-        message("user", "a" * 50),
-        message("assistant", "b" * 50),
-        message("user", "c"),
-        message("assistant", "d"),
-    ]
-    assert cap_context(history, 10, 1000) == history
-    assert cap_context(history, 3, 1000) == history[2:]  # would start at an assistant message: trimmed
-    assert cap_context(history, 10, 60) == history[2:]
 
 
 async def test_a_forced_route_wins_over_the_router_and_bad_routes_are_refused(services: Services) -> None:

@@ -22,7 +22,7 @@ from agent_framework import Agent
 from agent_framework.exceptions import ChatClientException
 from agent_framework.openai import OpenAIChatCompletionClient
 
-from tools.fake_model import Behaviour, FakeModelServer, estimate_tokens, unused_port
+from tools.fake_model import Behaviour, FakeModelServer, bpe_tokens, estimate_tokens, prompt_tokens, unused_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 USER = [{"role": "user", "content": "What is the capital of France?"}]
@@ -455,3 +455,42 @@ async def test_default_sdk_retries_absorb_a_single_scripted_error(server: FakeMo
 
     assert response.text == "[local/m] reply to: ping"
     assert [r["outcome"] for r in server.requests] == ["error 503", "reply"]
+
+
+# ---------------------------------------------------------------------------- token counts and windows
+
+
+def test_the_bpe_count_splits_words_numbers_and_punctuation_like_a_bpe_tokenizer() -> None:
+    assert bpe_tokens("hello world") == 2
+    assert bpe_tokens(" internationalization") == 1 + (21 - 7 + 4) // 5  # a long word costs more
+    assert bpe_tokens("1234567") == 3  # digits in threes
+    assert bpe_tokens("日本語") == 3
+    assert bpe_tokens("a = b;") == 4
+    messages = [{"role": "system", "content": "hi"}, {"role": "user", "content": "hello world", "name": "ann"}]
+    assert prompt_tokens(messages, "bpe") == (3 + 1) + (3 + 2) + 1 + 3  # per message, name, reply priming
+    assert prompt_tokens(messages, "chars") == math.ceil(len("hihello world") / 4)
+
+
+async def test_a_request_longer_than_the_window_is_refused_as_openai_refuses_it(
+    server: FakeModelServer, client: openai.AsyncOpenAI
+) -> None:
+    server.configure(tokenizer="bpe", context_window=40)
+    long = [{"role": "user", "content": "word " * 30}]
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.chat.completions.create(model="small-model", messages=long, max_tokens=10)
+    assert refused.value.code == "context_length_exceeded" and refused.value.param == "messages"
+    assert "maximum context length is 40 tokens" in refused.value.message
+    fits = await client.chat.completions.create(model="small-model", messages=USER, max_tokens=10)
+    assert fits.usage is not None and fits.usage.prompt_tokens == server.requests[-1]["prompt_tokens"] <= 30
+    server.clear()
+    assert (server.tokenizer, server.context_window) == ("chars", None)  # clear() restores the counting
+
+
+async def test_a_behaviour_with_when_applies_only_to_requests_that_contain_its_text(
+    server: FakeModelServer, client: openai.AsyncOpenAI
+) -> None:
+    server.script(Behaviour(reply="summary!", when="summarize"), "plain")
+    first = await client.chat.completions.create(model="m", messages=USER)
+    second = await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "summarize it"}])
+    assert (first.choices[0].message.content, second.choices[0].message.content) == ("plain", "summary!")
+    assert server.pending == 0

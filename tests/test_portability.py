@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,10 +16,11 @@ from agent_framework import AgentSession, Content, Message
 
 from shared.agents.formats import ImportLimits
 from shared.agents.session import payload_of
-from shared.domain.context import cap_context
+from shared.domain.context import Window, assemble, plan_context, size_of, turns_of
 from shared.domain.messages import to_openai
 from shared.domain.records import Attempt, Entry, TurnRecord
 from shared.domain.sessions import Snapshot, new_snapshot
+from shared.domain.tokens import TokenRatio
 from shared.services.import_plan import (
     EXPORT_SCHEMA,
     InvalidFork,
@@ -427,9 +429,19 @@ def test_the_context_cap_keeps_system_messages_in_place_when_older_history_is_cu
         message("user", "c"),
         message("assistant", "d"),
     ]
-    assert cap_context(history, 10, 1000) == history
-    assert cap_context(history, 4, 1000) == [history[0], history[3], history[4], history[5]]
-    assert cap_context(history, 10, 40) == [history[0], history[3], history[4], history[5]]
+    # Stored as an import groups them: turn 1 runs up to the second user message.
+    pinned, turns = turns_of([(1, history[:4]), (2, history[4:])])
+    exact = TokenRatio(1.0, "test")
+    fixed = size_of([item for _, item in pinned], exact)
+
+    def capped(max_messages: int, max_chars: int) -> list[Mapping[str, Any]]:
+        window = Window(None, 0, max_messages, max_chars)
+        plan = plan_context(turns, fixed, (), window, exact, summarize=False, backend="local")
+        return assemble(pinned, turns, plan.keep_from, None)
+
+    assert capped(10, 1000) == history
+    assert capped(4, 1000) == [history[0], history[3], history[4], history[5]]
+    assert capped(10, 40) == [history[0], history[3], history[4], history[5]]
 
 
 def test_openai_form_of_a_text_message_is_what_a_live_turn_stores() -> None:

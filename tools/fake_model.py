@@ -18,8 +18,12 @@ or as a process (for benchmarks or a local run of the Functions host)::
 
     python -m tools.fake_model --port 11434 --name local --latency 0.2
 
-Behaviours are queued per server and consumed in FIFO order by the next chat completion requests; when the
-queue is empty the optional default behaviour applies, else a deterministic reply derived from the request.
+Behaviours are queued per server and consumed in FIFO order by the next chat completion requests (one with
+``when`` only by a request whose messages contain that text); when none applies the optional default behaviour
+does, else a deterministic reply derived from the request.
+
+Usage is counted as characters / 4 by default, or like a BPE tokenizer (``tokenizer="bpe"``); with a
+``context_window`` a longer request is refused as a real model server refuses it.
 """
 
 from __future__ import annotations
@@ -45,7 +49,15 @@ from typing import Any, Literal, Self, TypeAlias
 
 from aiohttp import web
 
-__all__ = ["Behaviour", "BehaviourSpec", "FakeModelServer", "estimate_tokens", "unused_port"]
+__all__ = [
+    "Behaviour",
+    "BehaviourSpec",
+    "FakeModelServer",
+    "bpe_tokens",
+    "estimate_tokens",
+    "prompt_tokens",
+    "unused_port",
+]
 
 DropMode = Literal["reset", "broken_stream"]
 
@@ -88,6 +100,7 @@ class Behaviour:
     retry_after: float | None = None
     drop: DropMode | None = None
     times: int = 1
+    when: str | None = None  # only for a request whose messages contain this text (e.g. a summary prompt's)
 
     def __post_init__(self) -> None:
         """Reject nonsense early, so a typo in a test fails at script time rather than as a puzzling reply."""
@@ -176,6 +189,58 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
+Tokenizer = Literal["chars", "bpe"]
+# Pre-tokenization in the manner of the GPT BPE vocabularies: contractions, words with their leading space,
+# numbers in groups of up to three digits, runs of punctuation, whitespace.
+_PIECES = re.compile(r"'(?:s|t|re|ve|m|ll|d)| ?[A-Za-z]+| ?[0-9]{1,3}| ?[^\sA-Za-z0-9]+|\s+")
+
+
+def bpe_tokens(text: str) -> int:
+    """Tokens of ``text`` counted the way a BPE tokenizer splits it, without its vocabulary.
+
+    A word of up to seven letters (with its leading space) is one token, a longer one one more per five further
+    letters; digits go in threes; a run of ASCII punctuation is a token per two characters; every non-ASCII
+    character is a token (as CJK text mostly is); a run of whitespace is one token. On English prose this runs
+    at about 4.2 characters a token, close to what cl100k reports, and, unlike characters / 4, it differs from
+    text to text as real tokenizers do (code, numbers and other scripts cost more).
+    """
+    count = 0
+    for piece in _PIECES.findall(text):
+        word = piece.strip()
+        if not word:
+            count += 1
+        elif not word.isascii():
+            count += len(word)
+        elif word.isalpha():
+            count += 1 + max(0, len(word) - 7 + 4) // 5
+        elif word.isdigit():
+            count += 1
+        else:
+            count += (len(word) + 1) // 2
+    return count
+
+
+def prompt_tokens(messages: Sequence[Any], tokenizer: Tokenizer) -> int:
+    """Input tokens of a chat request: ``chars`` is characters / 4 of all the text (exact and easy to assert);
+    ``bpe`` counts each message's text with ``bpe_tokens`` plus OpenAI's documented overhead (three tokens a
+    message, one for a name, three to prime the reply)."""
+    texts = [_message_text(message) for message in messages if isinstance(message, Mapping)]
+    if tokenizer == "chars":
+        return estimate_tokens("".join(texts))
+    named = sum(1 for message in messages if isinstance(message, Mapping) and message.get("name"))
+    return sum(3 + bpe_tokens(text) for text in texts) + named + 3
+
+
+def _message_text(message: Mapping[str, Any]) -> str:
+    """The text a message costs: its content, and its tool calls' names and arguments."""
+    text = _content_text(message.get("content"))
+    for call in message.get("tool_calls") or ():
+        if isinstance(call, Mapping):
+            function = call.get("function") or {}
+            text += f"{function.get('name', '')}{function.get('arguments', '')}"
+    return text
+
+
 def _content_text(content: Any) -> str:
     """Text of a message ``content``: a string, or a list of parts of which only text parts count."""
     if isinstance(content, str):
@@ -256,6 +321,8 @@ class FakeModelServer:
         max_stream_chunks: int = 16,
         max_logged_requests: int = 10_000,
         require_api_version: bool = True,
+        tokenizer: Tokenizer = "chars",
+        context_window: int | None = None,
     ) -> None:
         """Configure the server; nothing listens until ``start()``.
 
@@ -263,6 +330,9 @@ class FakeModelServer:
         which is what throughput benchmarks need ("the model answers in 200 ms"). ``port=0`` picks a free port
         on the first start and keeps it for restarts. ``require_api_version`` makes the Azure deployment route
         answer 400 without ``?api-version=`` as Azure OpenAI does, catching misconfigured clients.
+        ``tokenizer`` says how usage is counted (see ``prompt_tokens``). With ``context_window`` a request whose
+        input tokens plus its ``max_tokens`` exceed it is refused with 400 ``context_length_exceeded``, in
+        OpenAI's words, as a real model server refuses it.
         """
         self.name = name
         self.host = host
@@ -272,6 +342,9 @@ class FakeModelServer:
         self.models = list(models)
         self.max_stream_chunks = max(2, max_stream_chunks)
         self.require_api_version = require_api_version
+        self.tokenizer: Tokenizer = tokenizer
+        self.context_window = context_window
+        self._initial_counting: tuple[Tokenizer, int | None] = (tokenizer, context_window)
         self._lock = threading.Lock()
         self._queue: deque[Behaviour] = deque()
         self._default: Behaviour | None = None
@@ -334,17 +407,28 @@ class FakeModelServer:
         with self._lock:
             return copy.deepcopy(list(self._requests))
 
+    def configure(self, *, tokenizer: Tokenizer | None = None, context_window: int | None = None) -> None:
+        """Change how usage is counted and the context window until the next ``clear()``."""
+        if tokenizer is not None:
+            self.tokenizer = tokenizer
+        self.context_window = context_window
+
     def clear(self) -> None:
-        """Forget the request log, the queued behaviours and the default behaviour (a full reset between tests)."""
+        """Forget the request log, the queued behaviours and the default behaviour, and restore the tokenizer and
+        context window given at construction (a full reset between tests)."""
+        self.tokenizer, self.context_window = self._initial_counting
         with self._lock:
             self._requests.clear()
             self._queue.clear()
             self._default = None
 
-    def _next_behaviour(self) -> Behaviour:
+    def _next_behaviour(self, text: str) -> Behaviour:
+        """The first queued behaviour that applies to a request whose messages hold ``text``."""
         with self._lock:
-            if self._queue:
-                return self._queue.popleft()
+            for index, behaviour in enumerate(self._queue):
+                if behaviour.when is None or behaviour.when in text:
+                    del self._queue[index]
+                    return behaviour
             return self._default or Behaviour()
 
     def _log(self, entry: dict[str, Any]) -> None:
@@ -494,7 +578,9 @@ class FakeModelServer:
 
         model = str(body.get("model") or deployment or self.models[0])
         stream = bool(body.get("stream"))
-        behaviour = self._next_behaviour()
+        behaviour = self._next_behaviour(
+            "\n".join(_message_text(m) for m in body["messages"] if isinstance(m, Mapping))
+        )
         entry: dict[str, Any] = {
             "server": self.name,
             "method": request.method,
@@ -533,14 +619,17 @@ class FakeModelServer:
             )
 
         reply = behaviour.reply if behaviour.reply is not None else self.default_reply(model, body)
-        prompt_tokens = estimate_tokens(
-            "".join(_content_text(m.get("content")) for m in body["messages"] if isinstance(m, Mapping))
-        )
-        completion_tokens = estimate_tokens(reply)
+        input_tokens = prompt_tokens(body["messages"], self.tokenizer)
+        entry["prompt_tokens"] = input_tokens
+        refused = self._too_long(input_tokens, body)
+        if refused is not None:
+            self._set_outcome(entry, "error 400")
+            return web.json_response(refused, status=400, headers={"x-request-id": request_id})
+        completion_tokens = bpe_tokens(reply) if self.tokenizer == "bpe" else estimate_tokens(reply)
         usage = {
-            "prompt_tokens": prompt_tokens,
+            "prompt_tokens": input_tokens,
             "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
+            "total_tokens": input_tokens + completion_tokens,
         }
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         broken = behaviour.drop == "broken_stream"
@@ -643,6 +732,23 @@ class FakeModelServer:
             pass  # the client went away (timeout, cancelled run): nothing to tell it
         return response
 
+    def _too_long(self, input_tokens: int, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """OpenAI's error body for a request longer than ``context_window``, else None."""
+        if self.context_window is None:
+            return None
+        wanted = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+        requested = input_tokens + (wanted if isinstance(wanted, int) else 0)
+        if requested <= self.context_window:
+            return None
+        message = (
+            f"This model's maximum context length is {self.context_window} tokens. However, you requested "
+            f"{requested} tokens ({input_tokens} in the messages, {requested - input_tokens} in the completion). "
+            "Please reduce the length of the messages or completion."
+        )
+        body_error = _error_body(400, message, "context_length_exceeded")
+        body_error["error"]["param"] = "messages"
+        return body_error
+
     @staticmethod
     def _close_mid_body(request: web.Request) -> None:
         """Hang up gracefully (FIN, buffered data flushed) so the client reads the partial body, then fails."""
@@ -707,6 +813,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", action="append", dest="models", help="model id listed by /v1/models (repeatable)")
     parser.add_argument("--reply", help="fixed reply text instead of the derived default")
     parser.add_argument("--max-chunks", type=int, default=16, help="upper bound on content chunks per streamed reply")
+    parser.add_argument("--tokenizer", choices=("chars", "bpe"), default="chars", help="how usage is counted")
+    parser.add_argument("--context-window", type=int, help="refuse requests longer than this many tokens")
     return parser.parse_args(argv)
 
 
@@ -719,6 +827,8 @@ async def _serve(args: argparse.Namespace) -> None:
         chunk_delay=args.chunk_delay,
         models=args.models or ("fake-model",),
         max_stream_chunks=args.max_chunks,
+        tokenizer=args.tokenizer,
+        context_window=args.context_window,
     )
     if args.reply is not None:
         server.set_default(args.reply)

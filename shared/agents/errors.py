@@ -1,7 +1,8 @@
 """Classification of model-call failures: whatever the SDK stack raised, as one of our `ModelCallError` kinds.
 
 The kinds decide what a turn does next: connection, timeout, rate_limited, server and auth are worth trying
-another backend (`ModelCallError.retryable`); rejected (a 400) would fail anywhere.
+another backend (`ModelCallError.retryable`), and so is context_length (a 400 saying the request exceeds the
+model's window: another backend may have a larger one); rejected (another 400) would fail anywhere.
 """
 
 from __future__ import annotations
@@ -31,10 +32,21 @@ def classify(backend: str, exc: BaseException) -> ModelCallError:
                 return ModelCallError(backend, "server", status, _retry_after(current.response))
             if status in (401, 403):
                 return ModelCallError(backend, "auth", status)
+            if _too_long(current):
+                return ModelCallError(backend, "context_length", status)
             return ModelCallError(backend, "rejected", status)
         inner = getattr(current, "inner_exception", None)
         current = inner if isinstance(inner, BaseException) else (current.__cause__ or current.__context__)
     return ModelCallError(backend, "error")
+
+
+def _too_long(error: openai.APIStatusError) -> bool:
+    """The model refused the request as longer than its context window (OpenAI's code; vLLM's and Ollama's
+    messages)."""
+    if getattr(error, "code", None) == "context_length_exceeded":
+        return True
+    message = str(getattr(error, "message", "") or "").lower()
+    return "context length" in message or "context window" in message or "too many tokens" in message
 
 
 def _retry_after(response: Any) -> float | None:

@@ -105,7 +105,7 @@ def _openai_to_af(item: object, where: str, calls: _ToolCalls, limits: ImportLim
         text = message["refusal"]
     if role in ("user", "system") and not (text or "").strip():
         raise InvalidImport(f"{where}.content", "must not be empty")
-    # System messages are pinned into every later model request (cap_context keeps them), so they are held to
+    # System messages are pinned into every later model request (shared.domain.context pins them), so they are held to
     # the same bound as a user message.
     if role in ("user", "system") and len(text or "") > limits.max_user_chars:
         raise InvalidImport(f"{where}.content", f"is longer than {limits.max_user_chars} characters")

@@ -34,6 +34,7 @@ class BackendSettings:
     endpoint: str
     model: str
     api_key: str | None = field(default=None, repr=False)
+    context_tokens: int | None = None  # the model's context window, when known
 
     @property
     def is_azure(self) -> bool:
@@ -59,6 +60,8 @@ class Settings:
     router: RouterConfig
     context_max_messages: int
     context_max_chars: int
+    context_summary: bool
+    context_summary_backend: str
     message_max_chars: int
     request_max_bytes: int
     import_max_bytes: int
@@ -119,7 +122,10 @@ def _backends(env: Env) -> dict[str, Any]:
         model = env.text(prefix + "NAME")
         if not model:
             raise SettingsError(f"{prefix}NAME is required when {prefix}ENDPOINT is set")
-        backends[backend] = BackendSettings(backend, endpoint.rstrip("/"), model, env.text(prefix + "API_KEY"))
+        window = env.integer(prefix + "CONTEXT_TOKENS", minimum=256) if env.text(prefix + "CONTEXT_TOKENS") else None
+        backends[backend] = BackendSettings(
+            backend, endpoint.rstrip("/"), model, env.text(prefix + "API_KEY"), context_tokens=window
+        )
     return {
         "backends": backends,
         "azure_openai_api_version": env.text("AZURE_OPENAI_API_VERSION") or "",
@@ -156,6 +162,8 @@ def _routing_and_limits(env: Env) -> dict[str, Any]:
         "router": _router(env),
         "context_max_messages": env.integer("CONTEXT_MAX_MESSAGES", minimum=1),
         "context_max_chars": env.integer("CONTEXT_MAX_CHARS", minimum=100),
+        "context_summary": env.flag("CONTEXT_SUMMARY"),
+        "context_summary_backend": env.choice("CONTEXT_SUMMARY_BACKEND", BACKENDS),
         "message_max_chars": env.integer("MESSAGE_MAX_CHARS", minimum=1),
         "request_max_bytes": env.integer("REQUEST_MAX_BYTES", minimum=1024),
         "import_max_bytes": env.integer("IMPORT_MAX_BYTES", minimum=1024),

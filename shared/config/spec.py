@@ -52,6 +52,13 @@ def _backend_specs() -> list[SettingSpec]:
                 + ("; APIM sends it as Ocp-Apim-Subscription-Key." if backend == "apim" else "."),
                 "local",
             ),
+            SettingSpec(
+                prefix + "CONTEXT_TOKENS",
+                None,
+                f"Context window of the {backend} model in tokens; requests are fitted to it less the answer's "
+                "reserve (MODEL_MAX_OUTPUT_TOKENS, else 1024 or a quarter of the window). Unset: CONTEXT_MAX_* only.",
+                "optional",
+            ),
         ]
     return specs
 

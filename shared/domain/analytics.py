@@ -48,7 +48,8 @@ def analytics(
         bucket["input"] += record.input_tokens
         bucket["output"] += record.output_tokens
         cost[backend] = round(cost.get(backend, 0.0) + record.cost, 8)
-    total_cost = round(sum(cost.values()), 8)
+    overhead = summary_overhead(records)
+    total_cost = round(sum(cost.values()) + sum(bucket["cost"] for bucket in overhead.values()), 8)
     return {
         "total_exchanges": len(records),
         "routing_distribution": distribution,
@@ -64,6 +65,52 @@ def analytics(
         **all_cloud_comparison(tokens, total_cost, all_cloud, all_cloud_basis),
         "feedback": feedback_summary(feedback),
         "shadow": shadow_agreement(records),
+        "summary": overhead,
+        "context": context_fitting(records),
+    }
+
+
+_CALL_FIELDS = ("calls", "failed", "input_tokens", "output_tokens", "latency_ms", "cost")
+
+
+def summary_overhead(records: Sequence[TurnRecord]) -> dict[str, dict[str, float]]:
+    """What summarizing older turns cost, by the backend that was asked: calls (failed ones too), tokens, time
+    and money. `total_cost` includes it; the turns' own `cost` by backend does not."""
+    overhead: dict[str, dict[str, float]] = {}
+    for record in records:
+        for call in record.summary_calls:
+            bucket = overhead.setdefault(str(call.get("backend")), dict.fromkeys(_CALL_FIELDS, 0))
+            for key in _CALL_FIELDS:
+                bucket[key] = round(bucket[key] + float(call.get(key) or 0), 8)
+    return {
+        backend: {key: int(value) if key in _CALL_FIELDS[:4] else value for key, value in bucket.items()}
+        for backend, bucket in overhead.items()
+    }
+
+
+def context_fitting(records: Sequence[TurnRecord]) -> dict[str, Any]:
+    """How the turns' contexts were fitted (full, summary, truncated) and how far the token estimate of what was
+    sent was from the input tokens the model reported, by backend (relative error, nearest-rank p50 and p95)."""
+    modes: dict[str, int] = {}
+    errors: dict[str, list[float]] = {}
+    for record in records:
+        note = record.extra.get("context")
+        if record.backend is None or not isinstance(note, Mapping):
+            continue
+        modes[str(note.get("mode"))] = modes.get(str(note.get("mode")), 0) + 1
+        estimate = note.get("estimated_tokens")
+        if isinstance(estimate, int | float) and record.input_tokens > 0:
+            errors.setdefault(record.backend, []).append(abs(estimate - record.input_tokens) / record.input_tokens)
+    return {
+        "modes": modes,
+        "estimate_error": {
+            backend: {
+                "turns": len(values),
+                "p50": round(percentile(values, 0.5), 4),
+                "p95": round(percentile(values, 0.95), 4),
+            }
+            for backend, values in errors.items()
+        },
     }
 
 

@@ -45,6 +45,24 @@ class InvalidMessage(InvalidRequest):
         return "longer than" in str(self)
 
 
+class ContextTooLarge(InvalidRequest):
+    """The message and the conversation's instructions alone exceed the backend's context window (less the
+    answer's reserve): no history could be sent beside them. Refused before any model call."""
+
+    status = 413
+
+    def __init__(self, backend: str, window: int, reserve: int, needed: int) -> None:
+        super().__init__(
+            f"the message and the conversation's instructions need about {needed} tokens, but the {backend} "
+            f"backend's context window of {window} tokens keeps {reserve} for the answer and so takes at most "
+            f"{window - reserve}; send a shorter message or route to a backend with a larger window",
+            "message",
+        )
+        self.backend = backend
+        self.window = window
+        self.needed = needed
+
+
 class InvalidCursor(InvalidRequest):
     """A continuation token that this service did not issue."""
 
@@ -177,7 +195,7 @@ class ModelCallError(ServiceError, RuntimeError):
     @property
     def retryable(self) -> bool:
         """Worth trying another backend: down, slow, overloaded. A 400 would fail anywhere."""
-        return self.kind in ("connection", "timeout", "rate_limited", "server", "auth")
+        return self.kind in ("connection", "timeout", "rate_limited", "server", "auth", "context_length")
 
 
 class AllBackendsFailed(ServiceError, RuntimeError):

@@ -60,6 +60,17 @@ class TurnRecord:
     def fallback_from(self) -> str | None:
         return self.fallback_chain[0].backend if self.fallback_chain else None
 
+    @property
+    def summary_calls(self) -> tuple[Mapping[str, Any], ...]:
+        """The calls the turn made to summarize older turns (`extra.context.summary_calls`), one per backend."""
+        note = self.extra.get("context")
+        calls = note.get("summary_calls") if isinstance(note, Mapping) and not self.imported else None
+        return tuple(call for call in calls if isinstance(call, Mapping)) if isinstance(calls, list) else ()
+
+    @property
+    def summary_cost(self) -> float:
+        return round(sum(float(call.get("cost") or 0.0) for call in self.summary_calls), 8)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["fallback_chain"] = [attempt.to_dict() for attempt in self.fallback_chain]

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.clock import utc_iso
+from shared.domain.context_summary import ContextSummary
 from shared.domain.errors import SessionConflict
 from shared.domain.feedback import Feedback
 from shared.domain.records import Entry, TurnRecord
@@ -31,6 +32,8 @@ class Snapshot:
     agent_state: Mapping[str, Any] = field(default_factory=dict)
     lineage: Mapping[str, Any] | None = None
     feedback: Mapping[int, Feedback] = field(default_factory=dict)  # by turn number
+    # Summaries of older turns for models with small windows (shared.domain.context), oldest first.
+    summaries: tuple[ContextSummary, ...] = ()
     generation: int = 1
     snapshot_turns: int = 0
     snapshot_bytes: int = 0
@@ -60,10 +63,20 @@ class Snapshot:
             raise SessionConflict(f"feedback on turn {turn} of a session of {self.turns} turns")
         return replace(self, feedback={**self.feedback, turn: feedback})
 
-    def with_entry(self, entry: Entry, updated_at: str, agent_state: Mapping[str, Any]) -> Snapshot:
+    def with_entry(
+        self, entry: Entry, updated_at: str, agent_state: Mapping[str, Any], summary: ContextSummary | None = None
+    ) -> Snapshot:
+        """The session after a turn: its entry and, when the turn made one, a new summary of older turns."""
         if entry.turn != self.turns + 1:
             raise SessionConflict(f"turn {entry.turn} does not follow turn {self.turns}")
-        return replace(self, entries=(*self.entries, entry), updated_at=updated_at, agent_state=dict(agent_state))
+        summaries = self.summaries if summary is None else (*self.summaries, summary)
+        return replace(
+            self,
+            entries=(*self.entries, entry),
+            updated_at=updated_at,
+            agent_state=dict(agent_state),
+            summaries=summaries,
+        )
 
 
 def new_snapshot(session_id: str, owner: str, now: datetime, lineage: Mapping[str, Any] | None = None) -> Snapshot:
@@ -120,7 +133,7 @@ def summarize(session_id: str, owner: str, created_at: str, records: Sequence[Tu
         fallbacks=sum(1 for record in records if record.fallback_chain),
         input_tokens=sum(record.input_tokens for record in records),
         output_tokens=sum(record.output_tokens for record in records),
-        cost=round(sum(record.cost for record in records), 8),
+        cost=round(sum(record.cost + record.summary_cost for record in records), 8),
     )
 
 

@@ -18,6 +18,7 @@ from shared.domain.backends import ROUTES
 from shared.domain.errors import (
     AllBackendsFailed,
     BackendNotConfigured,
+    ContextTooLarge,
     InvalidCursor,
     InvalidFork,
     InvalidImport,
@@ -83,6 +84,9 @@ def to_api_error(exc: BaseException) -> ApiError | None:
             return exc
         case InvalidId():
             return ApiError(400 if exc.field == "continuation" else 422, "invalid_id", str(exc), exc.field)
+        case ContextTooLarge():
+            # OpenAI's own code for it: clients that trim and retry on it (LangChain, others) do so here too.
+            return ApiError(413, "context_length_exceeded", str(exc), exc.field)
         case InvalidMessage():
             return ApiError(413 if exc.too_long else 422, "invalid_message", str(exc), exc.field)
         case UnknownRoute():

@@ -130,8 +130,8 @@ class Analytics(BaseModel):
     fallbacks: int
     latency_ms: dict[str, LatencyStats]
     tokens: dict[str, TokenStats]
-    cost: dict[str, float]
-    total_cost: float
+    cost: dict[str, float] = Field(description="The turns' own cost by the backend that answered.")
+    total_cost: float = Field(description="Every turn's cost plus the summary calls' (`summary`).")
     all_cloud_cost: float | None = Field(
         None, description="What the same tokens would have cost on the cloud backend; null when there is no price."
     )
@@ -141,6 +141,35 @@ class Analytics(BaseModel):
     all_cloud_basis: str | None = Field(None, description="The price used for all_cloud_cost, or why it is null.")
     feedback: FeedbackSummary = Field(description="Thumbs up and down the turns got.")
     shadow: ShadowAgreement | None = Field(None, description="Agreement with the shadow router; null without one.")
+    summary: dict[str, SummaryOverhead] = Field(
+        default_factory=dict,
+        description="Overhead of summarizing older turns for small context windows, by the backend that wrote them.",
+    )
+    context: ContextFitting = Field(description="How the turns' contexts were fitted to the routed backend's window.")
+
+
+class SummaryOverhead(BaseModel):
+    calls: int = Field(description="Summary calls made, failed ones included.")
+    failed: int
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float = Field(description="Time the turns spent waiting for summaries, in total.")
+    cost: float
+
+
+class EstimateError(BaseModel):
+    turns: int
+    p50: float = Field(description="Median of |estimated - reported| / reported input tokens.")
+    p95: float
+
+
+class ContextFitting(BaseModel):
+    modes: dict[str, int] = Field(
+        description="Turns by how their history was sent: full, summary (older turns summarized) or truncated."
+    )
+    estimate_error: dict[str, EstimateError] = Field(
+        description="Error of the token estimate of what was sent, against the model's own count, by backend."
+    )
 
 
 class FeedbackCounts(BaseModel):

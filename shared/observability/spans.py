@@ -142,16 +142,18 @@ class ModelCall:
 
     __slots__ = ("_attributes", "_ended", "_started", "span")
 
-    def __init__(self, backend: str, model: str, config: BackendSettings | None) -> None:
+    def __init__(self, backend: str, model: str, config: BackendSettings | None, purpose: str = "turn") -> None:
         self._started = time.perf_counter()
         self._ended = False
-        self._attributes: dict[str, str] = {"llmrouter.backend": backend}
+        # `purpose`: "turn" answers the user; "summary" writes a summary of older turns (shared.domain.context).
+        self._attributes: dict[str, str] = {"llmrouter.backend": backend, "llmrouter.call": purpose}
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.system": provider_name(config),
             "gen_ai.provider.name": provider_name(config),
             "gen_ai.request.model": model,
             "llmrouter.backend": backend,
+            "llmrouter.call": purpose,
         }
         if config is not None:
             url = urlparse(config.endpoint)

@@ -24,6 +24,7 @@ from shared.domain.pricing import Price
 from shared.domain.records import TurnRow
 from shared.domain.sessions import SessionSummary, Snapshot, new_snapshot, summary_of
 from shared.observability.spans import tracer
+from shared.services.context import ContextFitter
 from shared.services.events import SessionView, TurnCompleted, TurnEvent, TurnResult
 from shared.services.removal import remove_session
 from shared.services.turn import Turn, TurnRequest, TurnRunner
@@ -40,6 +41,7 @@ class Conversations:
     clock: Callable[[], datetime] = utc_now
 
     def __post_init__(self) -> None:
+        self.context = ContextFitter(self.settings, self.backends, self.clock)
         self._runner = TurnRunner(self)
 
     @property

@@ -16,20 +16,22 @@ Turns. Messages are grouped into turns the way a live session stores them: a use
 up to the next user message form one turn; messages before the first user message (system instructions,
 an assistant greeting) belong to turn 1. An export keeps its own grouping (each exported turn says how many
 messages it holds). System messages are stored in the history like any other message, and the turn sends
-them to the model on every later turn (`cap_context` keeps them when it trims old history).
+them to the model on every later turn (`shared.domain.context` pins them when it fits older turns to a window).
 
 Carried turns. A turn that did not run in this session (imported, or copied by a fork) is stored with
 `imported=True` and no routing of its own (`shared.domain.records.carried_record`), so a session's analytics
 and an owner's totals count only exchanges that really ran there and nothing is counted twice.
 
 Export is one JSON document: `schema`/`schema_version`, the session envelope (ids, times, Agent Framework
-version, lineage), the OpenAI-format messages, the native `AgentSession` payload and every turn record
-(each with its `message_count`). Importing it gives the same transcript.
+version, lineage), the OpenAI-format messages, the native `AgentSession` payload, every turn record
+(each with its `message_count`) and the summaries of older turns (`context_summaries`). Importing it gives the
+same transcript and the same summaries.
 
 With PII_REDACTION on, imported messages are masked before they are stored, like a live turn's.
 
 Fork copies turns 1..n of a session into a new session of the same owner, with its lineage
-(`{"kind": "fork", "source_session_id", "source_turn"}`) in the snapshot envelope; the source is only read.
+(`{"kind": "fork", "source_session_id", "source_turn"}`) in the snapshot envelope, and the summaries that
+cover nothing after turn n; the source is only read.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Any
 from shared.agents.formats import ImportLimits, af_messages, openai_messages_to_af
 from shared.agents.session import check_restorable, history_path, parse_payload, payload_of
 from shared.domain.clock import utc_iso
+from shared.domain.context_summary import ContextSummary, covering
 from shared.domain.errors import InvalidFork, InvalidImport
 from shared.domain.feedback import Feedback
 from shared.domain.messages import openai_of
@@ -66,6 +69,7 @@ class ImportPlan:
     agent_state: Mapping[str, Any]
     lineage: Mapping[str, Any]
     feedback: Mapping[int, Feedback] = field(default_factory=dict)  # an export's, by turn
+    summaries: tuple[ContextSummary, ...] = ()  # an export's summaries of older turns
 
 
 def group_turns(roles: Sequence[str], where: str) -> list[tuple[int, int]]:
@@ -159,7 +163,25 @@ def _from_export(data: object, now: datetime, limits: ImportLimits) -> ImportPla
         for record, (begin, end) in zip(records, spans, strict=True)
     )
     lineage = {"kind": "import", "format": "export", "source_session_id": source}
-    return ImportPlan(entries, agent_state, lineage, _export_feedback(turns))
+    summaries = _export_summaries(document.get("context_summaries"), len(entries))
+    return ImportPlan(entries, agent_state, lineage, _export_feedback(turns), summaries)
+
+
+def _export_summaries(stored: object, turns: int) -> tuple[ContextSummary, ...]:
+    """An export's summaries of older turns (optional), each within the exported turns, oldest first."""
+    if stored is None:
+        return ()
+    found: list[ContextSummary] = []
+    for index, item in enumerate(as_list(stored, "data.context_summaries")):
+        where = f"data.context_summaries[{index}]"
+        try:
+            summary = ContextSummary.from_dict(as_object(item, where))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidImport(where, f"is not a valid summary ({type(exc).__name__})") from None
+        if summary.made_in_turn > turns:
+            raise InvalidImport(f"{where}.made_in_turn", f"must be at most {turns}, the exported turns")
+        found.append(summary)
+    return tuple(sorted(found, key=lambda summary: (summary.through_turn, summary.made_in_turn)))
 
 
 def _export_feedback(turns: list[Any]) -> dict[int, Feedback]:
@@ -237,12 +259,19 @@ def redacted(plan: ImportPlan, redactor: Redactor) -> ImportPlan:
         turn: replace(item, comment=redactor.redact(item.comment)[0]) if item.comment else item
         for turn, item in plan.feedback.items()
     }
-    return replace(plan, entries=tuple(entries), feedback=feedback)
+    summaries = tuple(replace(item, text=redactor.redact(item.text)[0]) for item in plan.summaries)
+    return replace(plan, entries=tuple(entries), feedback=feedback, summaries=summaries)
 
 
 def imported_snapshot(plan: ImportPlan, session_id: str, owner: str, now: datetime) -> Snapshot:
     snapshot = new_snapshot(session_id, owner, now, lineage=dict(plan.lineage))
-    return replace(snapshot, entries=plan.entries, agent_state=dict(plan.agent_state), feedback=dict(plan.feedback))
+    return replace(
+        snapshot,
+        entries=plan.entries,
+        agent_state=dict(plan.agent_state),
+        feedback=dict(plan.feedback),
+        summaries=plan.summaries,
+    )
 
 
 # ---- export and fork (pure) --------------------------------------------------------------------------------------
@@ -265,6 +294,7 @@ def export_document(snapshot: Snapshot, now: datetime) -> dict[str, Any]:
         "messages": snapshot.openai_messages(),
         "agent_session": payload_of(snapshot),
         "turns": [_exported_turn(entry, snapshot.feedback.get(entry.turn)) for entry in snapshot.entries],
+        "context_summaries": [summary.to_dict() for summary in snapshot.summaries],
     }
 
 
@@ -318,4 +348,5 @@ def fork_snapshot(source: Snapshot, at_turn: int, session_id: str, now: datetime
         entries=entries,
         agent_state=dict(source.agent_state),
         feedback={turn: feedback for turn, feedback in source.feedback.items() if turn <= at_turn},
+        summaries=covering(source.summaries, at_turn),
     )

@@ -8,10 +8,11 @@ nothing; Cosmos is derived data, so a failed metadata write does not undo a save
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +20,8 @@ from shared.agents.backends import Backend
 from shared.agents.session import AgentReply, run_agent
 from shared.config import Settings
 from shared.domain.clock import utc_iso
-from shared.domain.context import cap_context
-from shared.domain.errors import AllBackendsFailed, ModelCallError, StreamBroken
+from shared.domain.context_summary import ContextSummary
+from shared.domain.errors import AllBackendsFailed, ContextTooLarge, ModelCallError, StreamBroken
 from shared.domain.messages import to_openai
 from shared.domain.pricing import cost_of
 from shared.domain.records import Attempt, Entry, TurnRecord
@@ -29,6 +30,7 @@ from shared.domain.routing import Decision, PriorTurn, decide, fallback_chain, s
 from shared.domain.sessions import Snapshot, summary_of
 from shared.observability import metrics
 from shared.observability.spans import describe_decision, tracer
+from shared.services.context import ContextFitter, TurnContext
 from shared.services.events import Delta, FallbackTaken, RouteChosen, TurnCompleted, TurnEvent, TurnResult
 from shared.storage.metadata import MetadataStore
 from shared.storage.snapshots import SessionLock, SnapshotStore
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ROUTER_HISTORY = 6  # recent turn records the router looks at
+TIGHTER_FIT = 0.75  # the share of its window a backend is fitted to after it refused a request as too long
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,15 @@ class _Answered:
     latency_ms: float
     attempts: tuple[Attempt, ...]
     redacted_kinds: frozenset[str]  # what was masked in what the backend was sent
+    context: Mapping[str, Any]  # how its context was fitted (shared.services.context)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A backend that failed in a way another backend may not."""
+
+    attempt: Attempt
+    error: ModelCallError
 
 
 class TurnRunner:
@@ -97,22 +109,25 @@ class TurnRunner:
         self._metadata: MetadataStore = owner.metadata
         self._backends: Mapping[str, Backend] = owner.backends
         self._clock: Callable[[], datetime] = owner.clock
+        self._context: ContextFitter = owner.context
         # Built once (patterns compiled once); None when redaction is off, so a turn pays one `is None` check.
         self._redactor = Redactor(self._settings.pii_extra_patterns) if self._settings.pii_redaction else None
 
     async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
         """Route the turn, call the chosen backend (falling back on failure), record the answer and save it."""
+        context = self._context.for_turn(turn.before, turn.message, turn.request.preamble)
         decision, shadow = self._route(turn)
+        decision = self._fitting(turn, decision, context)
         yield RouteChosen(turn.before.session_id, turn.number, decision, self._backends[decision.backend].model)
         answered: _Answered | None = None
-        async for event in self._call_with_fallback(turn, decision):
+        async for event in self._call_with_fallback(turn, decision, context):
             if isinstance(event, _Answered):
                 answered = event
             else:
                 yield event
         assert answered is not None  # the call either answered or raised
-        entry = self._entry(turn, decision, answered, shadow)
-        result = await self._persist(turn, entry, answered.reply)
+        entry = self._entry(turn, decision, answered, shadow, context)
+        result = await self._persist(turn, entry, answered.reply, context.created)
         metrics.turn_completed(entry.record)
         yield TurnCompleted(result)
 
@@ -136,24 +151,62 @@ class TurnRunner:
             "primary": decision.auto_backend,
         }
 
+    def _fitting(self, turn: Turn, decision: Decision, context: TurnContext) -> Decision:
+        """The decision, moved to a backend whose window holds the message when the router's choice cannot (auto
+        routes only). Raises ContextTooLarge, before any model call, when no backend may take it."""
+        options = self._options(turn.request.options)
+        try:
+            context.check(decision.backend, options)
+            return decision
+        except ContextTooLarge as refused:
+            if turn.route != "auto":
+                raise
+            for name in fallback_chain(decision.backend, tuple(self._backends), self._settings.router):
+                with contextlib.suppress(ContextTooLarge):
+                    context.check(name, options)
+                    reason = f"{decision.reason}; the message needs more than {decision.backend}'s window of "
+                    return replace(decision, backend=name, reason=f"{reason}{refused.window} tokens")
+            raise
+
     async def _call_with_fallback(
-        self, turn: Turn, decision: Decision
+        self, turn: Turn, decision: Decision, context: TurnContext
     ) -> AsyncIterator[Delta | FallbackTaken | _Answered]:
         """Each backend of the chain in turn until one answers; the failed ones go into the record's chain."""
         chain = (decision.backend, *fallback_chain(decision.backend, tuple(self._backends), self._settings.router))
-        history = cap_context(
-            [*turn.before.af_messages(), *turn.request.preamble],
-            self._settings.context_max_messages,
-            self._settings.context_max_chars,
-        )
         attempts: list[Attempt] = []
         last_error: ModelCallError | None = None
         for position, name in enumerate(chain):
-            backend = self._backends[name]
-            message, sent_history, kinds = self._for_model(name, turn.message, history)
-            started = time.perf_counter()
-            reply: AgentReply | None = None
-            streamed = False
+            async for event in self._call_backend(turn, name, context):
+                if isinstance(event, _Failed):
+                    attempts.append(event.attempt)
+                    last_error = event.error
+                    if position + 1 < len(chain):
+                        metrics.fallback_taken(name, event.error.kind, chain[position + 1])
+                        yield FallbackTaken(event.attempt, chain[position + 1])
+                elif isinstance(event, _Answered):
+                    yield replace(event, attempts=tuple(attempts))
+                    return
+                else:
+                    yield event
+        assert last_error is not None
+        raise AllBackendsFailed(attempts, last_error)
+
+    async def _call_backend(
+        self, turn: Turn, name: str, context: TurnContext
+    ) -> AsyncIterator[Delta | _Answered | _Failed]:
+        """One backend: its fitted context, then the call (once more, fitted tighter, if the model says the
+        request is too long). Yields the deltas and the answer, or `_Failed` when another backend may try."""
+        backend, options = self._backends[name], self._options(turn.request.options)
+        tighter, started = 1.0, time.perf_counter()
+        while True:
+            try:
+                fitted = await context.fit(name, options, tighter)
+            except ContextTooLarge:  # a fallback backend whose window cannot hold the message
+                error = ModelCallError(name, "context_length")
+                yield _Failed(Attempt(name, backend.model, error.kind, _ms_since(started)), error)
+                return
+            message, sent_history, kinds = self._for_model(name, turn.message, fitted.history)
+            started, streamed, reply = time.perf_counter(), False, None
             try:
                 async for item in run_agent(
                     backend,
@@ -162,10 +215,10 @@ class TurnRunner:
                     history=sent_history,
                     message=message,
                     stream=turn.request.stream,
-                    options=self._options(turn.request.options),
+                    options=options,
                 ):
+                    streamed = streamed or isinstance(item, str)
                     if isinstance(item, str):
-                        streamed = True
                         yield Delta(item)
                     else:
                         reply = item
@@ -173,19 +226,18 @@ class TurnRunner:
                 logger.warning("backend %s failed for a turn: %s", name, error.kind)
                 if streamed:  # part of this backend's answer is out: another backend cannot take over
                     raise StreamBroken(error) from None
+                if error.kind == "context_length" and tighter == 1.0:
+                    self._context.penalize(name)
+                    tighter = TIGHTER_FIT
+                    continue
                 if not error.retryable:
                     raise
-                attempts.append(Attempt(name, backend.model, error.kind, _ms_since(started)))
-                last_error = error
-                if position + 1 < len(chain):
-                    metrics.fallback_taken(name, error.kind, chain[position + 1])
-                    yield FallbackTaken(attempts[-1], chain[position + 1])
-                continue
+                yield _Failed(Attempt(name, backend.model, error.kind, _ms_since(started)), error)
+                return
             assert reply is not None
-            yield _Answered(backend, reply, _ms_since(started), tuple(attempts), kinds)
+            self._context.observe(name, fitted.note["raw_tokens"], reply.input_tokens)
+            yield _Answered(backend, reply, _ms_since(started), (), kinds, fitted.note)
             return
-        assert last_error is not None
-        raise AllBackendsFailed(attempts, last_error)
 
     def _options(self, requested: Mapping[str, Any]) -> dict[str, Any]:
         """The caller's generation options, with its token limit held to MODEL_MAX_OUTPUT_TOKENS."""
@@ -209,11 +261,19 @@ class TurnRunner:
         masked_history, _ = self._redactor.redact_messages(history)
         return masked, list(masked_history), kinds
 
-    def _entry(self, turn: Turn, decision: Decision, answered: _Answered, shadow: dict[str, Any] | None) -> Entry:
+    def _entry(
+        self,
+        turn: Turn,
+        decision: Decision,
+        answered: _Answered,
+        shadow: dict[str, Any] | None,
+        context: TurnContext,
+    ) -> Entry:
         """The stored exchange: the new messages (masked when PII_REDACTION is on) and the turn record."""
         backend, reply = answered.backend, answered.reply
         messages: Sequence[Mapping[str, Any]] = [*turn.request.preamble, *reply.messages]
         extra: dict[str, Any] = {**turn.request.extra, **({} if shadow is None else {"shadow": shadow})}
+        extra["context"] = {**answered.context, **({"summary_calls": context.calls} if context.calls else {})}
         if reply.finish_reason not in (None, "stop"):
             extra["finish_reason"] = reply.finish_reason
         if self._redactor is not None:
@@ -246,10 +306,10 @@ class TurnRunner:
         )
         return Entry(record, tuple(messages), tuple(to_openai(item) for item in messages))
 
-    async def _persist(self, turn: Turn, entry: Entry, reply: AgentReply) -> TurnResult:
+    async def _persist(self, turn: Turn, entry: Entry, reply: AgentReply, summary: ContextSummary | None) -> TurnResult:
         """Blob first (the source of truth: a new session only if absent, else appended under the lease), then
-        Cosmos, which reconcile can rebuild."""
-        after = turn.before.with_entry(entry, entry.record.completed_at, reply.agent_state)
+        Cosmos, which reconcile can rebuild. A summary the turn made is saved with it."""
+        after = turn.before.with_entry(entry, entry.record.completed_at, reply.agent_state, summary)
         with tracer.start_as_current_span("llmrouter.snapshot.save") as span:
             span.set_attribute("llmrouter.snapshot.mode", "create" if turn.lock is None else "append")
             if turn.lock is None:

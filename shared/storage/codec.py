@@ -22,6 +22,7 @@ from importlib import metadata
 from typing import Any
 
 from shared.domain.clock import parse_iso
+from shared.domain.context_summary import ContextSummary
 from shared.domain.errors import SnapshotCorrupt
 from shared.domain.feedback import Feedback
 from shared.domain.records import Entry
@@ -31,8 +32,9 @@ logger = logging.getLogger(__name__)
 
 # 2: feedback on turns (the envelope's `feedback`, journal members of kind `feedback`). A build that reads only
 # version 1 refuses version 2 rather than silently dropping what it does not know and losing it at compaction.
-SCHEMA_VERSION = 2
-SUPPORTED_SCHEMA_VERSIONS = frozenset({1, 2})
+# 3: summaries of older turns (the envelope's `context_summaries`; a turn member's `context_summary`).
+SCHEMA_VERSION = 3
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1, 2, 3})
 AGENT_FRAMEWORK_VERSION = metadata.version("agent-framework-core")
 
 
@@ -62,21 +64,25 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
             },
             "entries": [entry.to_dict() for entry in snapshot.entries],
             "feedback": {str(turn): feedback.to_dict() for turn, feedback in sorted(snapshot.feedback.items())},
+            "context_summaries": [summary.to_dict() for summary in snapshot.summaries],
         }
     )
 
 
-def encode_journal_member(entry: Entry, updated_at: str, agent_state: Mapping[str, Any]) -> bytes:
-    return _gzip(
-        {
-            "schema_version": SCHEMA_VERSION,
-            "kind": "turn",
-            "updated_at": updated_at,
-            "agent_framework_version": AGENT_FRAMEWORK_VERSION,
-            "agent_state": dict(agent_state),
-            **entry.to_dict(),
-        }
-    )
+def encode_journal_member(
+    entry: Entry, updated_at: str, agent_state: Mapping[str, Any], summary: ContextSummary | None = None
+) -> bytes:
+    member = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "turn",
+        "updated_at": updated_at,
+        "agent_framework_version": AGENT_FRAMEWORK_VERSION,
+        "agent_state": dict(agent_state),
+        **entry.to_dict(),
+    }
+    if summary is not None:
+        member["context_summary"] = summary.to_dict()
+    return _gzip(member)
 
 
 def encode_feedback_member(turn: int, feedback: Feedback) -> bytes:
@@ -109,6 +115,7 @@ def decode_snapshot(data: bytes) -> Snapshot:
         agent_state=dict(agent_session.get("state") or {}),
         lineage=document.get("lineage"),
         feedback=_feedback(document.get("feedback") or {}),
+        summaries=tuple(ContextSummary.from_dict(item) for item in document.get("context_summaries") or ()),
         generation=int(document["journal_generation"]),
         snapshot_turns=len(entries),
         snapshot_bytes=len(data),
@@ -168,6 +175,7 @@ def apply_journal(snapshot: Snapshot, members: Sequence[Mapping[str, Any]], jour
     updated_at = snapshot.updated_at
     agent_state: Mapping[str, Any] = snapshot.agent_state
     feedback = dict(snapshot.feedback)
+    summaries = list(snapshot.summaries)
     for member in members:
         if member.get("kind") == "feedback":
             feedback[int(member["turn"])] = Feedback.from_dict(member["feedback"])
@@ -178,6 +186,8 @@ def apply_journal(snapshot: Snapshot, members: Sequence[Mapping[str, Any]], jour
         if entry.turn != len(entries) + 1:
             raise SnapshotCorrupt(f"journal turn {entry.turn} found where turn {len(entries) + 1} was expected")
         entries.append(entry)
+        if member.get("context_summary") is not None:
+            summaries.append(ContextSummary.from_dict(member["context_summary"]))
         updated_at = member.get("updated_at", updated_at)
         agent_state = member.get("agent_state", agent_state)
     return replace(
@@ -186,6 +196,7 @@ def apply_journal(snapshot: Snapshot, members: Sequence[Mapping[str, Any]], jour
         updated_at=updated_at,
         agent_state=agent_state,
         feedback=feedback,
+        summaries=tuple(summaries),
         journal_bytes=journal_bytes,
     )
 

@@ -208,7 +208,10 @@ class SnapshotStore:
         if after.turns != before.turns + 1:
             raise ValueError("append saves exactly one new turn")
         entry = after.entries[-1]
-        member = encode_journal_member(entry, after.updated_at, after.agent_state)
+        made = after.summaries[len(before.summaries) :]  # a summary of older turns the turn made, if any
+        if len(made) > 1:
+            raise ValueError("a turn makes at most one summary")
+        member = encode_journal_member(entry, after.updated_at, after.agent_state, made[0] if made else None)
         session_id = after.session_id
         if self._should_compact(before, len(member)):
             return await self._compact(lock, after)
