@@ -122,6 +122,20 @@ class TokenStats(BaseModel):
     output: int
 
 
+class DailyStats(BaseModel):
+    day: str = Field(description="UTC day, YYYY-MM-DD.")
+    turns: dict[str, int] = Field(description="Turns by backend (imported turns have none).")
+    cost: float
+    turns_total: int = Field(description="Every turn of the day, imported ones included.")
+
+
+class Period(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    start: str | None = Field(alias="from", description="First UTC day included, or null.")
+    end: str | None = Field(alias="to", description="Last UTC day included, or null.")
+
+
 class Analytics(BaseModel):
     session_id: str | None = None
     total_exchanges: int
@@ -141,6 +155,11 @@ class Analytics(BaseModel):
     all_cloud_basis: str | None = Field(None, description="The price used for all_cloud_cost, or why it is null.")
     feedback: FeedbackSummary = Field(description="Thumbs up and down the turns got.")
     shadow: ShadowAgreement | None = Field(None, description="Agreement with the shadow router; null without one.")
+    daily: list[DailyStats] = Field(
+        description="Per UTC day of completed_at, oldest first; days without turns left out."
+    )
+    period: Period | None = Field(None, description="The UTC days asked for (GET /analytics only; null: open).")
+    sessions: int | None = Field(None, description="Sessions with a turn in the period (GET /analytics only).")
 
 
 class FeedbackCounts(BaseModel):

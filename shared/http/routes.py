@@ -28,6 +28,12 @@ async def openapi(call: Call) -> Response:
     return JSONResponse(document())
 
 
+def _day(name: str, description: str) -> dict[str, Any]:
+    """An optional query parameter holding a UTC day (the handler checks the same pattern, and the date)."""
+    schema = {"type": "string", "format": "date", "pattern": sessions.DAY_PATTERN.pattern}
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
 _SESSION = (400, 404, 422, 503)  # 503: storage unavailable or misconfigured
 ROUTE_TABLE: tuple[Route, ...] = (
     Route(
@@ -191,10 +197,14 @@ ROUTE_TABLE: tuple[Route, ...] = (
         "/analytics",
         sessions.owner_analytics,
         "ownerAnalytics",
-        "Routing analytics over all of the caller's sessions.",
+        "Routing analytics over the caller's sessions, all of them or the turns completed in a period of UTC days.",
         None,
         models.Analytics,
-        errors=(400, 503),
+        errors=(400, 422, 503),
+        query=(
+            _day("from", "First UTC day (YYYY-MM-DD) whose completed turns count; 422 if after `to`."),
+            _day("to", "Last UTC day (YYYY-MM-DD) whose completed turns count."),
+        ),
     ),
     Route(
         "get",

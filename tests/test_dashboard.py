@@ -1,0 +1,194 @@
+"""The dashboard's API: GET /api/analytics over a period of UTC days (`from`, `to`), with `period`, `sessions` and
+`daily` in the answer.
+
+Turns dated in the past, which the API cannot make, are written through the stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.app import build_services
+from shared.config import Settings
+from shared.domain.clock import utc_iso
+from shared.domain.records import Attempt, TurnRecord
+from shared.domain.sessions import summarize
+from tests.api_helpers import client, principal
+from tests.fixtures_app import LiveServer
+from tools.fake_model import FakeModelServer
+
+PRICES = {"cloud": {"input": 0.15, "output": 0.6}, "local": {"input": 0, "output": 0}}
+
+pytestmark = pytest.mark.timeout(240)
+
+
+# ---- seeding -----------------------------------------------------------------------------------------------------
+
+
+def chat(api: httpx.Client, message: str, session_id: str | None = None, route: str = "local") -> dict[str, Any]:
+    body: dict[str, Any] = {"message": message, "route": route}
+    if session_id:
+        body["session_id"] = session_id
+    answer = api.post("/chat", json=body)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def write_through_stores(env: dict[str, str], owner: str, sessions: dict[str, list[TurnRecord]]) -> None:
+    """Turn records and summaries written straight to Cosmos DB (what the API cannot make: turns in the past)."""
+
+    async def write() -> None:
+        services = await build_services(Settings.from_env(env))
+        try:
+            gate = asyncio.Semaphore(8)  # sessions at once; each writes a few turns at once too
+
+            async def one(session_id: str, records: list[TurnRecord]) -> None:
+                async with gate:
+                    summary = summarize(session_id, owner, records[0].started_at, records)
+                    await services.metadata.record_session(summary, records, {})
+
+            await asyncio.gather(*(one(session_id, records) for session_id, records in sessions.items()))
+        finally:
+            await services.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # its own event loop, away from pytest's
+        pool.submit(asyncio.run, write()).result(timeout=180)
+
+
+def past_record(
+    turn: int, when: datetime, backend: str | None, rng: random.Random, switched: str | None = None
+) -> TurnRecord:
+    """A turn completed at `when` (None as the backend: an imported turn, with no routing or cost of its own)."""
+    latency = rng.uniform(40, 400) if backend == "local" else rng.uniform(300, 2500)
+    tokens_in, tokens_out = (rng.randint(20, 900), rng.randint(10, 400)) if backend else (0, 0)
+    price = PRICES.get(backend or "", {"input": 0, "output": 0})
+    failed = (Attempt("cloud", "gpt-4o-mini", "timeout", 5000.0),) if backend == "local" and rng.random() < 0.05 else ()
+    return TurnRecord(
+        turn=turn,
+        backend=backend,
+        model=None if backend is None else "llama3.2" if backend == "local" else "gpt-4o-mini",
+        complexity=round(rng.random(), 3),
+        reason="seeded for the dashboard tests",
+        router_version="seed" if backend else None,
+        route_requested="auto",
+        switched_from=switched,
+        fallback_chain=failed,
+        latency_ms=round(latency, 3) if backend else None,
+        turn_ms=round(latency + 15, 3) if backend else None,
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        cost=round((tokens_in * price["input"] + tokens_out * price["output"]) / 1_000_000, 8),
+        started_at=utc_iso(when - timedelta(milliseconds=latency + 15)),
+        completed_at=utc_iso(when),
+        user_chars=tokens_in * 4,
+        reply_chars=tokens_out * 4,
+        imported=backend is None,
+    )
+
+
+def past_sessions(count: int, turns_each: int, max_days_ago: int, seed: int) -> dict[str, list[TurnRecord]]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    sessions: dict[str, list[TurnRecord]] = {}
+    for _ in range(count):
+        start = now - timedelta(days=rng.uniform(1.5, max_days_ago), hours=rng.uniform(0, 3))
+        records: list[TurnRecord] = []
+        previous = None
+        for turn in range(1, turns_each + 1):
+            backend = "cloud" if rng.random() < 0.3 else "local"
+            when = start + timedelta(minutes=3 * turn)
+            switched = previous if previous and previous != backend else None
+            records.append(past_record(turn, when, backend, rng, switched))
+            previous = backend
+        sessions[uuid.uuid4().hex] = records
+    return sessions
+
+
+# ---- the API the page uses ---------------------------------------------------------------------------------------
+
+
+def test_owner_analytics_count_the_turns_completed_in_a_period_of_utc_days(
+    live_server: Callable[..., LiveServer], make_env: Callable[..., dict[str, str]], models: dict[str, FakeModelServer]
+) -> None:
+    env = make_env(PRICE_TABLE=json.dumps(PRICES))
+    server = live_server(env)
+    rng = random.Random(5)
+    day = datetime(2025, 3, 30, 23, 59, 59, 999_000, tzinfo=UTC)  # the last millisecond of a UTC day
+    one, two, three = (uuid.uuid4().hex for _ in range(3))
+    sessions = {
+        one: [past_record(1, day - timedelta(days=2), "local", rng), past_record(2, day, "cloud", rng, "local")],
+        two: [past_record(1, day + timedelta(milliseconds=1), "local", rng)],  # the next day's first moment
+        three: [past_record(1, day, None, rng)],  # imported: counted in turns_total, in no backend
+    }
+    write_through_stores(env, "ann", sessions)
+    with client(server.url, principal("ann")) as api:
+        everything = api.get("/analytics").json()
+        assert everything["period"] == {"from": None, "to": None}
+        assert everything["total_exchanges"] == 4 and everything["sessions"] == 3
+        assert [entry["day"] for entry in everything["daily"]] == ["2025-03-28", "2025-03-30", "2025-03-31"]
+
+        period = api.get("/analytics", params={"from": "2025-03-29", "to": "2025-03-30"}).json()
+        assert period["period"] == {"from": "2025-03-29", "to": "2025-03-30"}
+        assert period["total_exchanges"] == 2 and period["sessions"] == 2  # one's 2nd turn, three's imported one
+        assert period["routing_distribution"] == {"cloud": 1} and period["model_switches"] == 1
+        cloud = sessions[one][1]
+        assert period["daily"] == [{"day": "2025-03-30", "turns": {"cloud": 1}, "cost": cloud.cost, "turns_total": 2}]
+        assert period["total_cost"] == pytest.approx(cloud.cost)
+
+        since = api.get("/analytics", params={"from": "2025-03-31"}).json()  # either end may stay open
+        assert since["total_exchanges"] == 1 and since["period"] == {"from": "2025-03-31", "to": None}
+        until = api.get("/analytics", params={"to": "2025-03-28"}).json()
+        assert until["total_exchanges"] == 1 and until["sessions"] == 1
+        empty = api.get("/analytics", params={"from": "2024-01-01", "to": "2024-12-31"}).json()
+        assert (empty["total_exchanges"], empty["sessions"], empty["daily"]) == (0, 0, [])
+
+    with client(server.url, principal("bob")) as bob:  # someone else's turns never count
+        assert bob.get("/analytics", params={"from": "2025-03-01"}).json()["total_exchanges"] == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"from": "2025-02-30"}, "from"),
+        ({"to": "20250301"}, "to"),
+        ({"from": "2025-W01-1"}, "from"),
+        ({"to": "2025-03-01T00:00:00Z"}, "to"),
+        ({"from": "٢٠٢٥-٠٣-٠١"}, "from"),  # digits, but not ASCII ones
+        ({"from": ""}, "from"),
+        ({"from": "2025-03-02", "to": "2025-03-01"}, "from"),
+        ({"since": "2025-03-01"}, "since"),
+    ],
+)
+def test_owner_analytics_refuse_a_malformed_reversed_or_unknown_parameter_naming_it(
+    api: httpx.Client, query: dict[str, str], field: str
+) -> None:
+    answer = api.get("/analytics", params=query)
+    assert answer.status_code == 422
+    assert answer.json()["error"]["field"] == field and answer.json()["error"]["code"] == "invalid_request"
+
+
+def test_session_analytics_answer_daily_but_neither_period_nor_sessions(
+    live_server: Callable[..., LiveServer], models: dict[str, FakeModelServer]
+) -> None:
+    server = live_server()
+    with client(server.url, principal("cid")) as api:
+        session_id = chat(api, "hi")["session_id"]
+        chat(api, "and again", session_id, route="cloud")
+        answer = api.get(f"/sessions/{session_id}/analytics").json()
+    today = datetime.now(UTC).date().isoformat()
+    assert "period" not in answer and "sessions" not in answer
+    assert [(entry["turns"], entry["turns_total"]) for entry in answer["daily"]] in (
+        [({"local": 1, "cloud": 1}, 2)],  # both turns today (UTC)
+        [({"local": 1}, 1), ({"cloud": 1}, 1)],  # run across midnight
+    )
+    assert answer["daily"][-1]["day"] == today
