@@ -1,7 +1,8 @@
-"""The dashboard's API: GET /api/analytics over a period of UTC days (`from`, `to`), with `period`, `sessions` and
-`daily` in the answer.
+"""The dashboard (GET /api/dashboard): its static files as served, and the API additions it uses (GET /api/analytics
+over a period of UTC days, with `period`, `sessions` and `daily`).
 
-Turns dated in the past, which the API cannot make, are written through the stores.
+Turns dated in the past, which the API cannot make, are written through the stores. Sizes go to
+test-artifacts/dashboard/ (git-ignored).
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ import asyncio
 import concurrent.futures
 import json
 import random
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,13 +27,89 @@ from shared.config import Settings
 from shared.domain.clock import utc_iso
 from shared.domain.records import Attempt, TurnRecord
 from shared.domain.sessions import summarize
+from shared.http import static
 from tests.api_helpers import client, principal
 from tests.fixtures_app import LiveServer
 from tools.fake_model import FakeModelServer
 
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 PRICES = {"cloud": {"input": 0.15, "output": 0.6}, "local": {"input": 0, "output": 0}}
+BUDGET_BYTES = 150 * 1024
 
 pytestmark = pytest.mark.timeout(240)
+
+
+# ---- the static files (no browser) -------------------------------------------------------------------------------
+
+
+class _Markup(HTMLParser):
+    """What could run or style inline: script elements without src, style elements, style and on* attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inline: list[str] = []
+        self.references: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        if tag == "script" and not named.get("src"):
+            self.inline.append("<script> without src")
+        if tag == "style":
+            self.inline.append("<style>")
+        self.inline += [f"{tag}[{name}]" for name in named if name == "style" or name.startswith("on")]
+        self.references += [value for name, value in attrs if name in ("src", "href") and value]
+
+
+def test_only_packaged_files_are_served_typed_and_locked_down(live_server: Callable[..., LiveServer]) -> None:
+    folder = {path.name for path in static.FOLDER.iterdir()}
+    assert folder == {static.PAGE, *static.ASSETS}, "every packaged file is whitelisted, and nothing else"
+    markup = _Markup()
+    markup.feed((static.FOLDER / static.PAGE).read_text(encoding="utf-8"))
+    assert markup.inline == []
+    for reference in markup.references:
+        assert not re.match(r"^(https?:)?//", reference), f"{reference}: nothing from another origin"
+    csp = static.CONTENT_SECURITY_POLICY
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+
+    server = live_server()
+    with client(server.url) as api:  # every answer is checked against the OpenAPI document too
+        for name in (None, *static.ASSETS):
+            path = "/dashboard" if name is None else f"/dashboard/assets/{name}"
+            plain = api.get(path, headers={"Accept-Encoding": "identity"})
+            assert plain.status_code == 200, path
+            assert plain.headers["content-type"] == static.CONTENT_TYPES[name or static.PAGE]
+            assert plain.headers["x-content-type-options"] == "nosniff"
+            assert plain.headers["content-security-policy"] == csp
+            assert plain.headers["cache-control"] == "no-cache"
+            assert "content-encoding" not in plain.headers
+            assert plain.content == (static.FOLDER / (name or static.PAGE)).read_bytes()
+            zipped = api.get(path, headers={"Accept-Encoding": "gzip, deflate"})
+            assert zipped.headers["content-encoding"] == "gzip" and zipped.content == plain.content
+            # What the size test counts is what goes over the wire.
+            assert int(zipped.headers["content-length"]) == len(static.static_file(name or static.PAGE).gzipped)
+            again = api.get(path, headers={"If-None-Match": plain.headers["etag"]})
+            assert again.status_code == 304 and again.content == b""
+        for bad in ("index.html", "nope.js", "APP.JS", "..%2Fdashboard.py", "%2E%2E%2F%2E%2E%2Fapi.py"):
+            missing = api.get(f"/dashboard/assets/{bad}")
+            assert missing.status_code == 404, bad
+            assert missing.json()["error"]["code"] == "not_found", bad
+        assert api.get("/dashboard/assets/.hidden").status_code == 422  # not even the shape of a file name
+    with httpx.Client(timeout=30, follow_redirects=False) as raw:
+        slash = raw.get(f"{server.url}/dashboard/")
+        assert slash.status_code in (307, 308) and slash.headers["location"].endswith("/api/dashboard")
+
+
+def test_the_page_and_its_assets_gzipped_fit_in_150_kb() -> None:
+    sizes = {}
+    for name in (static.PAGE, *static.ASSETS):
+        served = static.static_file(name)  # the bytes the route sends to a client that accepts gzip
+        sizes[name] = {"raw": len(served.body), "gzip": len(served.gzipped)}
+    total = {"raw": sum(size["raw"] for size in sizes.values()), "gzip": sum(size["gzip"] for size in sizes.values())}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "sizes.json").write_text(json.dumps({"files": sizes, "total": total}, indent=2) + "\n")
+    print(f"\ndashboard: {total['raw']} bytes raw, {total['gzip']} gzipped ({len(sizes)} files)")
+    assert total["gzip"] <= BUDGET_BYTES
 
 
 # ---- seeding -----------------------------------------------------------------------------------------------------

@@ -59,6 +59,8 @@ EXPECTED_HTTP = {
     ("POST", "v1/chat/completions"): "FUNCTION",
     ("GET", "health"): "ANONYMOUS",
     ("GET", "openapi.json"): "ANONYMOUS",
+    ("GET", "dashboard"): "ANONYMOUS",
+    ("GET", "dashboard/assets/{name}"): "ANONYMOUS",
 }
 EXPECTED_TIMER = {
     "type": "timerTrigger",

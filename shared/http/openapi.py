@@ -106,11 +106,14 @@ def _operation(operation: Route) -> dict[str, Any]:
         success["content"] = content
     elif operation.path == "/openapi.json":
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    elif operation.files:
+        success["content"] = {media: {"schema": {"type": "string"}} for media in operation.files}
     if operation.response_headers:
         success["headers"] = {
             name: {"description": text, "schema": {"type": "string"}} for name, text in operation.response_headers
         }
     responses: dict[str, Any] = {str(operation.success): success}
+    responses.update({str(status): {"description": description} for status, description in operation.bodiless})
     for status in (*operation.errors, 500):
         schema: dict[str, Any] = _ref(OpenAIErrorResponse if operation.openai else ErrorResponse)
         if status in operation.report_statuses and operation.response is not None:

@@ -17,10 +17,11 @@ from fastapi.responses import JSONResponse, Response
 from shared.http import models
 from shared.http import openai_models as oai_models
 from shared.http.call import Call
-from shared.http.handlers import chat, lifecycle, sessions, system, transfer
+from shared.http.handlers import chat, dashboard, lifecycle, sessions, system, transfer
 from shared.http.handlers import openai as oai
 from shared.http.openapi import build_document
 from shared.http.route import Route
+from shared.http.static import ASSET_MEDIA_TYPES
 
 
 async def openapi(call: Call) -> Response:
@@ -251,6 +252,28 @@ ROUTE_TABLE: tuple[Route, ...] = (
         ),
     ),
     Route("get", "/openapi.json", openapi, "openapi", "This document.", public=True),
+    # The dashboard: static files only (no data), so anonymous; the page calls this API with the caller's identity.
+    Route(
+        "get",
+        "/dashboard",
+        dashboard.dashboard,
+        "dashboard",
+        "The dashboard page (static; it calls this API from the browser with the caller's identity).",
+        public=True,
+        files=("text/html",),
+        bodiless=((304, "Not modified (If-None-Match)"), (308, "The same path without a trailing slash")),
+    ),
+    Route(
+        "get",
+        "/dashboard/assets/{name}",
+        dashboard.dashboard_asset,
+        "dashboardAsset",
+        "One of the dashboard's packaged files (scripts, stylesheet, icon); no other name is served.",
+        errors=(404, 422),
+        public=True,
+        files=ASSET_MEDIA_TYPES,
+        bodiless=((304, "Not modified (If-None-Match)"),),
+    ),
 )
 
 
