@@ -272,3 +272,78 @@ def test_session_analytics_answer_daily_but_neither_period_nor_sessions(
         [({"local": 1}, 1), ({"cloud": 1}, 1)],  # run across midnight
     )
     assert answer["daily"][-1]["day"] == today
+
+
+# ---- who may call: function keys, or App Service Authentication -------------------------------------------------
+
+PUBLIC = {"health", "openapi.json", "dashboard", "dashboard/assets/{name}"}
+
+
+@pytest.mark.parametrize(
+    ("environ", "keyless"),
+    [
+        ({}, False),
+        ({"TRUST_PRINCIPAL_HEADERS": "true"}, False),  # the dev server's setting, with nothing in front of it
+        ({"WEBSITE_AUTH_ENABLED": "True"}, False),  # authentication on, its headers not trusted
+        ({"WEBSITE_AUTH_ENABLED": "True", "TRUST_PRINCIPAL_HEADERS": "maybe"}, False),  # malformed: fail closed
+        ({"WEBSITE_AUTH_ENABLED": "True", "TRUST_PRINCIPAL_HEADERS": "true"}, True),
+    ],
+)
+def test_function_keys_are_required_unless_app_service_authentication_is_on(
+    environ: dict[str, str], keyless: bool
+) -> None:
+    import azure.functions as func
+
+    from shared.http.functions import register_routes
+
+    async def no_services() -> Any:
+        raise AssertionError("not reached")
+
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+    register_routes(app, no_services, environ)
+    triggers = [function.get_trigger() for function in app.get_functions()]
+    levels = {trigger.route: str(getattr(trigger.auth_level, "value", trigger.auth_level)) for trigger in triggers}
+    assert {route for route, level in levels.items() if level == "anonymous"} >= PUBLIC
+    keyed = {route for route, level in levels.items() if level != "anonymous"}
+    assert keyed == (set() if keyless else set(levels) - PUBLIC)
+
+
+async def test_keyless_routes_refuse_a_request_without_app_service_authentications_principal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should a request reach a keyless route without a sign-in (authentication relaxed to "allow unauthenticated",
+    or a path it did not cover), it gets the platform's own answer, not the shared anonymous owner's data."""
+    from starlette.requests import Request
+
+    from shared.config import reset_settings_cache
+    from shared.http.functions import trigger
+    from shared.http.routes import ROUTE_TABLE
+
+    for name, value in {
+        "STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true",
+        "COSMOS_ENDPOINT": "https://x/",
+    }.items():
+        monkeypatch.setenv(name, value)
+    reset_settings_cache()
+
+    async def no_services() -> Any:
+        raise AssertionError("services are never reached here")
+
+    def request(path: str, query: str, headers: dict[str, str]) -> Request:
+        raw = [(key.lower().encode(), value.encode()) for key, value in headers.items()]
+        return Request({"type": "http", "method": "GET", "path": path, "query_string": query.encode(), "headers": raw})
+
+    routes = {(route.method, route.path): route for route in ROUTE_TABLE}
+    sessions = trigger(routes["get", "/sessions"], no_services, signed_in=True)
+    try:
+        for headers in ({}, {"X-MS-CLIENT-PRINCIPAL-ID": " "}):
+            refused = await sessions(request("/api/sessions", "limit=0", headers))
+            assert (refused.status_code, refused.body) == (401, b"")
+        # Signed in: on to the handler (which refuses limit=0 before it needs any service).
+        passed = await sessions(request("/api/sessions", "limit=0", principal("amy")))
+        assert passed.status_code == 422 and json.loads(passed.body)["error"]["field"] == "limit"
+        page = trigger(routes["get", "/dashboard"], no_services)  # public routes are never guarded
+        assert (await page(request("/api/dashboard", "", {}))).status_code == 200
+    finally:
+        monkeypatch.undo()
+        reset_settings_cache()

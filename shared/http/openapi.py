@@ -124,7 +124,7 @@ def _operation(operation: Route) -> dict[str, Any]:
             "content": {"application/json": {"schema": schema}},
         }
     if not operation.public:
-        responses["401"] = {"description": "Missing or wrong function key (Azure only)"}
+        responses["401"] = {"description": "Missing or wrong function key, or not signed in (Azure only)"}
         spec["security"] = [{"functionKey": []}]
     spec["responses"] = responses
     return spec
