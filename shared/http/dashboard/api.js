@@ -90,16 +90,6 @@ export async function signedInUser() {
 export const loginUrl = () =>
   `/.auth/login/aad?post_login_redirect_uri=${encodeURIComponent(window.location.pathname + window.location.hash)}`;
 
-let feedbackRoute = null;
-/** Whether the service has the feedback route: read from its OpenAPI document (public; no 404 to provoke). */
-export function hasFeedback() {
-  feedbackRoute ??= call('openapi.json')
-    .then((doc) => Object.keys(doc.paths || {}).some((path) => /\/turns\/\{[^}]+\}\/feedback$/.test(path)))
-    .catch(() => false);
-  return feedbackRoute;
-}
-export const noFeedbackRoute = () => { feedbackRoute = Promise.resolve(false); };
-
 export const analytics = (from, to) => call('analytics', { query: { from, to } });
 export const sessions = (continuation, limit = 20) => call('sessions', { query: { limit, continuation } });
 export const session = (id) => call(`sessions/${encodeURIComponent(id)}`);

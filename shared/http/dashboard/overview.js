@@ -79,10 +79,7 @@ export async function render(main, periodId, data) {
         onchange: () => { window.location.hash = `#/overview?period=${p.id}`; } }),
       h('span', {}, p.label))));
 
-  const feedback = data.feedback
-    ? stat('Feedback', `👍 ${int(data.feedback.up)} · 👎 ${int(data.feedback.down)}`, 'feedback-totals',
-      `${data.feedback.up}/${data.feedback.down}`)
-    : null;
+  const rated = data.feedback || { up: 0, down: 0 };
   const stats = h('dl', { class: 'stats' },
     stat('Turns', String(turns), 'total-turns', turns),
     stat('Sessions', String(data.sessions ?? '—'), 'total-sessions', data.sessions),
@@ -92,7 +89,8 @@ export async function render(main, periodId, data) {
     stat(saved !== null && saved < 0 ? 'Extra vs all-cloud' : 'Saved vs all-cloud', usd(saved === null ? null : Math.abs(saved)),
       'saved-vs-all-cloud', saved,
       data.all_cloud_cost === null ? null : h('span', { class: 'note' }, `of ${usd(data.all_cloud_cost)} all-cloud`)),
-    feedback);
+    stat('Rated good', int(rated.up), 'rated-good', rated.up),
+    stat('Rated bad', int(rated.down), 'rated-bad', rated.down));
   const basis = h('p', { class: 'basis' }, h('strong', {}, 'All-cloud basis: '),
     h('span', { 'data-testid': 'all-cloud-basis' }, data.all_cloud_basis || '—'));
 

@@ -1,4 +1,5 @@
-// One conversation (GET /api/sessions/{id}): the transcript with each turn's routing, export, delete and feedback.
+// One conversation (GET /api/sessions/{id}): the transcript with each turn's routing, export, delete, and thumbs up or
+// down per turn (POST /api/sessions/{id}/turns/{turn}/feedback; the state comes from each record's feedback.rating).
 
 import * as api from './api.js';
 import { announce, backendClass, datetime, h, int, ms, plural, usd } from './dom.js';
@@ -47,36 +48,37 @@ function lineage(value) {
 function feedbackButtons(sessionId, record) {
   const group = h('div', { class: 'feedback', role: 'group', 'aria-label': `Feedback on turn ${record.turn}`, 'data-testid': 'feedback' });
   const current = record.feedback?.rating || null;
+  // Thumbs up and down, drawn with glyphs every system font has (an emoji font is not everywhere).
   const buttons = ['up', 'down'].map((rating) => h('button', {
     type: 'button', class: 'thumb', 'data-rating': rating, 'aria-pressed': String(current === rating),
     'aria-label': rating === 'up' ? 'Good answer' : 'Bad answer',
     'data-testid': `feedback-${rating}`,
-  }, rating === 'up' ? '👍' : '👎'));
+  }, h('span', { 'aria-hidden': 'true' }, rating === 'up' ? '✓ ' : '✗ '), rating === 'up' ? 'Good' : 'Bad'));
   group.append(...buttons);
+  // One rating at a time; the buttons stay enabled (a disabled button would drop the keyboard focus).
+  let pending = false;
   group.addEventListener('click', async (event) => {
     const button = event.target.closest('button[data-rating]');
-    if (!button) return;
-    buttons.forEach((b) => { b.disabled = true; });
+    if (!button || pending) return;
+    pending = true;
+    group.setAttribute('aria-busy', 'true');
+    group.querySelector('.error')?.remove();
     try {
-      const stored = await api.rate(sessionId, record.turn, button.dataset.rating);
-      const rating = stored?.rating || button.dataset.rating;
+      const { rating } = await api.rate(sessionId, record.turn, button.dataset.rating);
       buttons.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.rating === rating)));
       announce(`Turn ${record.turn} rated ${rating === 'up' ? 'good' : 'bad'}.`);
     } catch (error) {
-      if (error.status === 404 && error.code === 'not_found') {
-        api.noFeedbackRoute(); // the route is not there (yet): no buttons anywhere
-        document.querySelectorAll('[data-testid="feedback"]').forEach((node) => node.remove());
-        return;
-      }
-      group.append(h('p', { class: 'error inline', role: 'alert' }, error.message));
+      group.append(h('p', { class: 'error inline', role: 'alert', 'data-testid': 'feedback-error' },
+        `Rating failed: ${error.message}`));
     } finally {
-      buttons.forEach((b) => { b.disabled = false; });
+      pending = false;
+      group.removeAttribute('aria-busy');
     }
   });
   return group;
 }
 
-function turn(sessionId, record, messages, withFeedback) {
+function turn(sessionId, record, messages) {
   const markers = [];
   if (record.switched_from) {
     markers.push(h('p', { class: 'marker switch', 'data-testid': 'switch-marker' },
@@ -111,7 +113,7 @@ function turn(sessionId, record, messages, withFeedback) {
     h('span', { class: 'muted when' }, datetime(record.completed_at))),
   (messages || []).map(message),
   h('dl', { class: 'turn-meta' }, meta.map(([label, value]) => h('div', {}, h('dt', {}, label), h('dd', {}, value)))),
-  withFeedback ? feedbackButtons(sessionId, record) : null);
+  feedbackButtons(sessionId, record));
 }
 
 function download(name, document_) {
@@ -144,7 +146,7 @@ function confirmDelete(id) {
 }
 
 export async function render(main, id) {
-  const [view, withFeedback] = await Promise.all([api.session(id), api.hasFeedback()]);
+  const view = await api.session(id);
   const { system, turns } = groupTurns(view.messages);
   const records = [...view.turns].sort((a, b) => a.turn - b.turn);
   const summary = view.summary || {};
@@ -187,5 +189,5 @@ export async function render(main, id) {
     status,
     system.length ? h('details', { class: 'system' }, h('summary', {}, `System prompt (${system.length})`), system.map(message)) : null,
     h('ol', { class: 'transcript', 'data-testid': 'transcript' },
-      records.map((record, i) => turn(id, record, turns[record.turn - 1] || (records.length === turns.length ? turns[i] : []), withFeedback)))));
+      records.map((record, i) => turn(id, record, turns[record.turn - 1] || (records.length === turns.length ? turns[i] : []))))));
 }
