@@ -33,6 +33,7 @@ import pytest
 from shared.app import build_services
 from shared.config import Settings
 from shared.domain.clock import utc_iso
+from shared.domain.feedback import Feedback
 from shared.domain.records import Attempt, TurnRecord
 from shared.domain.sessions import summarize
 from shared.http import static
@@ -147,8 +148,12 @@ def chat(api: httpx.Client, message: str, session_id: str | None = None, route: 
     return dict(answer.json())
 
 
-def write_through_stores(env: dict[str, str], owner: str, sessions: dict[str, list[TurnRecord]]) -> None:
-    """Turn records and summaries written straight to Cosmos DB (what the API cannot make: turns in the past)."""
+def write_through_stores(
+    env: dict[str, str], owner: str, sessions: dict[str, list[TurnRecord]], rated: float = 0.0
+) -> None:
+    """Turn records and summaries written straight to Cosmos DB (what the API cannot make: turns in the past), a
+    share `rated` of the turns with feedback (two up for each down)."""
+    rng = random.Random(len(sessions))
 
     async def write() -> None:
         services = await build_services(Settings.from_env(env))
@@ -158,7 +163,12 @@ def write_through_stores(env: dict[str, str], owner: str, sessions: dict[str, li
             async def one(session_id: str, records: list[TurnRecord]) -> None:
                 async with gate:
                     summary = summarize(session_id, owner, records[0].started_at, records)
-                    await services.metadata.record_session(summary, records, {})
+                    feedback = {
+                        record.turn: Feedback(rng.choice(("up", "up", "down")), record.completed_at)
+                        for record in records
+                        if rng.random() < rated
+                    }
+                    await services.metadata.record_session(summary, records, feedback)
 
             await asyncio.gather(*(one(session_id, records) for session_id, records in sessions.items()))
         finally:
@@ -857,7 +867,7 @@ def test_first_render_with_200_sessions_and_2000_turns_is_measured(
     env = make_env(PRICE_TABLE=json.dumps(PRICES))
     server = live_server(env)
     started = time.perf_counter()
-    write_through_stores(env, "perf", past_sessions(count=200, turns_each=10, max_days_ago=90, seed=11))
+    write_through_stores(env, "perf", past_sessions(count=200, turns_each=10, max_days_ago=90, seed=11), rated=0.1)
     seeded = time.perf_counter() - started
     report: dict[str, Any] = {"sessions": 200, "turns": 2000, "seed_seconds": round(seeded, 2), "views": {}}
     with client(server.url, principal("perf")) as api:
@@ -865,6 +875,7 @@ def test_first_render_with_200_sessions_and_2000_turns_is_measured(
         everything = api.get("/analytics").json()
         report["api_analytics_all_ms"] = round(1000 * (time.perf_counter() - api_started), 1)
     assert everything["total_exchanges"] == 2000 and everything["sessions"] == 200
+    assert 100 < everything["feedback"]["up"] + everything["feedback"]["down"] < 300  # about a tenth rated
 
     for view, fragment, ready in (
         ("overview_all", "/overview?period=all", "[data-testid=routing-chart]"),
