@@ -85,3 +85,18 @@ clean: clean-worker
 clean-worker:
 	rm -rf $(WORKER)
 # ===== end worker indexing =======================================================================================
+
+# ===== dashboard browser tests (tests/test_dashboard.py) ======================================================
+# Playwright drives Debian's chromium; Playwright's own browser download is never used. Installed when missing, as
+# root or with sudo; where neither works (or there is no apt-get) the browser tests skip and say why.
+CHROMIUM := /usr/bin/chromium
+setup: $(CHROMIUM)
+$(CHROMIUM):
+	@if ! command -v apt-get >/dev/null; then echo "no apt-get: install chromium by hand to run the browser tests"; \
+	elif [ "$$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the browser tests will be skipped"; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the browser tests will be skipped"; \
+	else echo "chromium is missing and neither root nor sudo is available: the browser tests will be skipped"; fi
+# ===== end dashboard browser tests ============================================================================

@@ -1,8 +1,9 @@
 """Azure Functions entry point (Python v2 programming model): the table of contents of the app's triggers.
 
 - One HTTP trigger per route of `shared.http.routes.ROUTE_TABLE` (chat, resume, sessions, analytics, import,
-  export, fork, audit, erasure, reconcile, health, openapi.json), registered by `register_routes`. Every
-  route but health and the OpenAPI document needs a function key in Azure.
+  export, fork, audit, erasure, reconcile, health, openapi.json, dashboard), registered by `register_routes`.
+  Every route but health, the OpenAPI document and the dashboard's files needs a function key in Azure, unless
+  App Service Authentication is on (then the sign-in is what lets a request in: see `register_routes`).
 - The retention timer (`%RETENTION_SCHEDULE%`), which deletes idle conversations and reconciles metadata.
 
 All logic lives in `shared/`; `shared.app` builds the services once per worker process, on first use.

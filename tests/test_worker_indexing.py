@@ -22,6 +22,7 @@ prove that each check can fail.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -59,7 +60,12 @@ EXPECTED_HTTP = {
     ("POST", "v1/chat/completions"): "FUNCTION",
     ("GET", "health"): "ANONYMOUS",
     ("GET", "openapi.json"): "ANONYMOUS",
+    ("GET", "dashboard"): "ANONYMOUS",
+    ("GET", "dashboard/assets/{name}"): "ANONYMOUS",
 }
+# Behind App Service Authentication (the platform's WEBSITE_AUTH_ENABLED, and TRUST_PRINCIPAL_HEADERS, which the Bicep
+# sets with it) the sign-in is what lets a request in: no route needs a key (shared.http.functions.register_routes).
+APP_SERVICE_AUTHENTICATION = {"WEBSITE_AUTH_ENABLED": "True", "TRUST_PRINCIPAL_HEADERS": "true"}
 EXPECTED_TIMER = {
     "type": "timerTrigger",
     "direction": "IN",
@@ -79,12 +85,14 @@ BINDING_NAME = re.compile(r"^([a-zA-Z][a-zA-Z0-9]{0,127}|\$return)$")
 RESERVED_ROUTE_PREFIXES = ("admin", "runtime")
 
 
-def index(app_dir: Path) -> dict[str, Any]:
-    """Index the function app in `app_dir` with the worker (see tests/worker_index_probe.py)."""
+def index(app_dir: Path, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Index the function app in `app_dir` with the worker (see tests/worker_index_probe.py), in this process's
+    environment without the settings that decide the auth levels, plus `environ`."""
     if not WORKER_PYTHON.exists():
         pytest.fail(
             f"{WORKER_PYTHON} is missing: run `make setup` (it builds .venv-worker from requirements-worker.txt)"
         )
+    env = {name: value for name, value in os.environ.items() if name not in APP_SERVICE_AUTHENTICATION}
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "index.json"
         done = subprocess.run(
@@ -92,6 +100,7 @@ def index(app_dir: Path) -> dict[str, Any]:
             capture_output=True,
             text=True,
             timeout=180,
+            env={**env, **(environ or {})},
         )
         if done.returncode != 0 or not out.exists():
             pytest.fail(f"the worker probe crashed (exit {done.returncode}):\n{done.stderr[-4000:]}")
@@ -225,6 +234,12 @@ def test_the_worker_indexes_the_function_app_on_python_3_11(indexed: dict[str, A
 
 def test_every_route_method_and_auth_level_is_the_expected_one(indexed: dict[str, Any]) -> None:
     assert http_routes(indexed) == EXPECTED_HTTP
+
+
+def test_behind_app_service_authentication_no_route_needs_a_key() -> None:
+    result = index(REPO, APP_SERVICE_AUTHENTICATION)
+    assert all_problems(result) == []
+    assert http_routes(result) == {key: "ANONYMOUS" for key in EXPECTED_HTTP}
 
 
 def test_every_http_function_binds_its_one_parameter_and_returns_http(indexed: dict[str, Any]) -> None:

@@ -106,10 +106,13 @@ var pythonVersion = '3.11'
 var authEnabled = !empty(authClientId)
 
 // The routes function_app.py serves without a function key (AuthLevel.ANONYMOUS); authentication must
-// not block them either (the health probe, the OpenAPI description). tests/test_infra.py compares them.
+// not block them either (the health probe, the OpenAPI description, the dashboard's static files: the page
+// then sends the browser to sign in itself). tests/test_infra.py compares them.
 var anonymousPaths = [
   '/api/health'
   '/api/openapi.json'
+  '/api/dashboard'
+  '/api/dashboard/assets/*'
 ]
 
 var baseSettings = {

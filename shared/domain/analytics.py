@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from shared.domain.clock import utc_day
 from shared.domain.feedback import Feedback, feedback_summary
 from shared.domain.pricing import Price
 from shared.domain.records import TurnRecord
@@ -28,7 +29,8 @@ def analytics(
     feedback: Iterable[tuple[str | None, Feedback]] = (),
 ) -> dict[str, Any]:
     """Distribution, switches, fallbacks, latency, tokens and cost by backend, the all-cloud comparison, the
-    feedback the turns got (`(answering backend, feedback)` pairs) and the shadow router's agreement.
+    feedback the turns got (`(answering backend, feedback)` pairs), the shadow router's agreement and the daily
+    totals.
 
     `all_cloud` is the price the same tokens would have cost had every turn gone to the cloud backend; the
     caller picks it (and says why it is None in `all_cloud_basis`), so this stays pure.
@@ -67,6 +69,7 @@ def analytics(
         "shadow": shadow_agreement(records),
         "summary": overhead,
         "context": context_fitting(records),
+        "daily": daily_totals(records),
     }
 
 
@@ -112,6 +115,23 @@ def context_fitting(records: Sequence[TurnRecord]) -> dict[str, Any]:
             for backend, values in errors.items()
         },
     }
+
+
+def daily_totals(records: Sequence[TurnRecord]) -> list[dict[str, Any]]:
+    """Turns by backend and cost per UTC day of `completed_at`, oldest first; days without turns are left out.
+
+    `turns_total` also counts turns without a backend (imported ones), which `turns` leaves out, as
+    `routing_distribution` does.
+    """
+    days: dict[str, dict[str, Any]] = {}
+    for record in records:
+        day = utc_day(record.completed_at)
+        bucket = days.setdefault(day, {"day": day, "turns": {}, "cost": 0.0, "turns_total": 0})
+        bucket["turns_total"] += 1
+        if record.backend is not None:
+            bucket["turns"][record.backend] = bucket["turns"].get(record.backend, 0) + 1
+        bucket["cost"] = round(bucket["cost"] + record.cost + record.summary_cost, 8)  # all the day's spend
+    return [days[day] for day in sorted(days)]
 
 
 def shadow_agreement(records: Sequence[TurnRecord]) -> dict[str, Any] | None:

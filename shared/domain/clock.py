@@ -15,5 +15,10 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def utc_day(timestamp: str) -> str:
+    """The UTC day (YYYY-MM-DD) of a stored timestamp (`utc_iso` is fixed width: its first ten characters)."""
+    return timestamp[:10]
+
+
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))

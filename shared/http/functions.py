@@ -9,10 +9,14 @@ each trigger by its function's name and signature: the parameter is `req`, annot
 `Request` and `Response` types, resolvable at run time (this module does not postpone annotations).
 """
 
+import os
+from collections.abc import Mapping
+
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
-from shared.config import get_settings
+from shared.config import SettingsError, get_settings
+from shared.config.environment import Env
 from shared.http.call import Call, Provider
 from shared.http.errors import ApiError, error_response, openai_error_response
 from shared.http.route import PATH_PARAMETERS, Route
@@ -38,8 +42,12 @@ def path_parameters(route: Route, request: Request) -> dict[str, str]:
     return params
 
 
-async def dispatch(route: Route, request: Request, provider: Provider) -> Response:
-    """Run the route's handler on the request; every failure becomes one of our JSON errors."""
+async def dispatch(route: Route, request: Request, provider: Provider, *, signed_in: bool = False) -> Response:
+    """Run the route's handler on the request; every failure becomes one of our JSON errors. With `signed_in`,
+    a request without App Service Authentication's principal gets the platform's own answer, a bodiless 401,
+    before anything else is read."""
+    if signed_in and not request.headers.get("x-ms-client-principal-id", "").strip():
+        return Response(status_code=401)
     errors = openai_error_response if route.openai else error_response
     try:
         settings = get_settings()
@@ -56,20 +64,44 @@ async def dispatch(route: Route, request: Request, provider: Provider) -> Respon
     return await request_span(route.function_name, request.method, request.url.path, run)
 
 
-def trigger(route: Route, provider: Provider):  # type: ignore[no-untyped-def]  # the worker reads the inner signature
-    """The function the Functions host calls for `route`, named after its handler."""
+def trigger(route: Route, provider: Provider, *, signed_in: bool = False):  # type: ignore[no-untyped-def]
+    """The function the Functions host calls for `route`, named after its handler (untyped here: the worker reads
+    the inner function's signature)."""
 
     async def function(req: Request) -> Response:
-        return await dispatch(route, req, provider)
+        return await dispatch(route, req, provider, signed_in=signed_in)
 
     function.__name__ = function.__qualname__ = route.function_name
     function.__doc__ = route.summary
     return function
 
 
-def register_routes(app: func.FunctionApp, provider: Provider) -> None:
-    """An HTTP trigger per route of the table; health and the OpenAPI document need no function key."""
+def behind_app_service_authentication(environ: Mapping[str, str]) -> bool:
+    """Whether App Service Authentication is on (the platform sets WEBSITE_AUTH_ENABLED=True) and the app trusts
+    its principal headers (TRUST_PRINCIPAL_HEADERS, which infra/app/api.bicep turns on with authentication)."""
+    try:
+        trusted = Env(environ).flag("TRUST_PRINCIPAL_HEADERS")
+    except SettingsError:
+        return False  # malformed: fail closed (keys required); the first request then names the setting
+    return trusted and environ.get("WEBSITE_AUTH_ENABLED", "").strip().lower() == "true"
+
+
+def register_routes(app: func.FunctionApp, provider: Provider, environ: Mapping[str, str] | None = None) -> None:
+    """An HTTP trigger per route of the table. Public routes (health, the OpenAPI document, the dashboard's
+    files) need no function key; every other route needs one, unless App Service Authentication is on.
+
+    Keyless behind App Service Authentication: the Bicep then requires authentication on every path but the
+    public ones (`requireAuthentication`, `Return401`, `excludedPaths: anonymousPaths`), so each request that
+    reaches a function has been signed in by the platform, which sets X-MS-CLIENT-PRINCIPAL-ID (a caller cannot
+    set it). A function key adds nothing to that, and a browser cannot send one without the page holding a
+    shared secret: the dashboard calls the API with the sign-in cookie alone. WEBSITE_AUTH_ENABLED only says the
+    module is on, not that it requires sign-in, so those routes also refuse, with the platform's bodiless 401,
+    a request that arrives without a principal (authentication relaxed to "allow unauthenticated", or a path it
+    did not cover) instead of serving it as the shared anonymous owner. Without App Service Authentication (or
+    without trusting its headers) every non-public route needs a key, as before.
+    """
+    keyless = behind_app_service_authentication(os.environ if environ is None else environ)
     for route in ROUTE_TABLE:
-        level = func.AuthLevel.ANONYMOUS if route.public else None
+        level = func.AuthLevel.ANONYMOUS if route.public or keyless else None
         decorate = app.route(route=route.template, methods=[route.method.upper()], auth_level=level)
-        decorate(trigger(route, provider))
+        decorate(trigger(route, provider, signed_in=keyless and not route.public))

@@ -122,6 +122,20 @@ class TokenStats(BaseModel):
     output: int
 
 
+class DailyStats(BaseModel):
+    day: str = Field(description="UTC day, YYYY-MM-DD.")
+    turns: dict[str, int] = Field(description="Turns by backend (imported turns have none).")
+    cost: float
+    turns_total: int = Field(description="Every turn of the day, imported ones included.")
+
+
+class Period(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    start: str | None = Field(alias="from", description="First UTC day included, or null.")
+    end: str | None = Field(alias="to", description="Last UTC day included, or null.")
+
+
 class Analytics(BaseModel):
     session_id: str | None = None
     total_exchanges: int
@@ -146,6 +160,11 @@ class Analytics(BaseModel):
         description="Overhead of summarizing older turns for small context windows, by the backend that wrote them.",
     )
     context: ContextFitting = Field(description="How the turns' contexts were fitted to the routed backend's window.")
+    daily: list[DailyStats] = Field(
+        description="Per UTC day of completed_at, oldest first; days without turns left out."
+    )
+    period: Period | None = Field(None, description="The UTC days asked for (GET /analytics only; null: open).")
+    sessions: int | None = Field(None, description="Sessions with a turn in the period (GET /analytics only).")
 
 
 class SummaryOverhead(BaseModel):

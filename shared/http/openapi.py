@@ -103,11 +103,24 @@ def _operation(operation: Route) -> dict[str, Any]:
         success["content"] = content
     elif operation.path == "/openapi.json":
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    elif operation.files:
+        success["content"] = {media: {"schema": {"type": "string"}} for media in operation.files}
     if operation.response_headers:
         success["headers"] = {
             name: {"description": text, "schema": {"type": "string"}} for name, text in operation.response_headers
         }
     responses: dict[str, Any] = {str(operation.success): success}
+    responses.update({str(status): {"description": description} for status, description in operation.bodiless})
+    responses.update(_error_responses(operation))
+    if not operation.public:
+        responses["401"] = {"description": "Missing or wrong function key, or not signed in (Azure only)"}
+        spec["security"] = [{"functionKey": []}]
+    spec["responses"] = responses
+    return spec
+
+
+def _error_responses(operation: Route) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
     for status in (*operation.errors, 500):
         schema: dict[str, Any] = _ref(OpenAIErrorResponse if operation.openai else ErrorResponse)
         if status in operation.report_statuses and operation.response is not None:
@@ -117,11 +130,7 @@ def _operation(operation: Route) -> dict[str, Any]:
             "description": _STATUS_TEXT.get(status, "Internal error (carries a correlation id)"),
             "content": {"application/json": {"schema": schema}},
         }
-    if not operation.public:
-        responses["401"] = {"description": "Missing or wrong function key (Azure only)"}
-        spec["security"] = [{"functionKey": []}]
-    spec["responses"] = responses
-    return spec
+    return responses
 
 
 def _path_parameter(name: str, parameter: PathParameter) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from shared.domain.ids import ID_PATTERN
 from shared.http.call import Call
 from shared.http.identity import PRINCIPAL_PATTERN
+from shared.http.static import ASSETS
 
 Handler = Callable[[Call], Awaitable[Response]]
 
@@ -37,6 +38,12 @@ PATH_PARAMETERS: dict[str, PathParameter] = {
         re.compile(r"^[0-9]{1,9}$"),
         "The turn's number (1 is the first).",
         {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+    ),
+    # A file name; one the dashboard's whitelist does not hold is a 404, as a missing file is.
+    "name": PathParameter(
+        re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
+        "One of the dashboard's packaged files.",
+        {"type": "string", "enum": sorted(ASSETS)},
     ),
 }
 
@@ -60,6 +67,10 @@ class Route:
     report_statuses: tuple[int, ...] = ()
     openai: bool = False  # an OpenAI-compatible route: errors in OpenAI's shape, documented with its schema
     response_headers: tuple[tuple[str, str], ...] = ()  # (name, description) of headers on every answer
+    # A success body that is a file, not JSON (the dashboard): its media types; and the statuses answered without
+    # a body (304 Not Modified, a redirect), with what each means.
+    files: tuple[str, ...] = ()
+    bodiless: tuple[tuple[int, str], ...] = ()
 
     @property
     def template(self) -> str:

@@ -17,15 +17,22 @@ from fastapi.responses import JSONResponse, Response
 from shared.http import models
 from shared.http import openai_models as oai_models
 from shared.http.call import Call
-from shared.http.handlers import chat, lifecycle, sessions, system, transfer
+from shared.http.handlers import chat, dashboard, lifecycle, sessions, system, transfer
 from shared.http.handlers import openai as oai
 from shared.http.openapi import build_document
 from shared.http.route import Route
+from shared.http.static import ASSET_MEDIA_TYPES
 
 
 async def openapi(call: Call) -> Response:
     """This API's OpenAPI 3.1 document, generated from the route table."""
     return JSONResponse(document())
+
+
+def _day(name: str, description: str) -> dict[str, Any]:
+    """An optional query parameter holding a UTC day (the handler checks the same pattern, and the date)."""
+    schema = {"type": "string", "format": "date", "pattern": sessions.DAY_PATTERN.pattern}
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
 _SESSION = (400, 404, 422, 503)  # 503: storage unavailable or misconfigured
@@ -191,10 +198,14 @@ ROUTE_TABLE: tuple[Route, ...] = (
         "/analytics",
         sessions.owner_analytics,
         "ownerAnalytics",
-        "Routing analytics over all of the caller's sessions.",
+        "Routing analytics over the caller's sessions, all of them or the turns completed in a period of UTC days.",
         None,
         models.Analytics,
-        errors=(400, 503),
+        errors=(400, 422, 503),
+        query=(
+            _day("from", "First UTC day (YYYY-MM-DD) whose completed turns count; 422 if after `to`."),
+            _day("to", "Last UTC day (YYYY-MM-DD) whose completed turns count."),
+        ),
     ),
     Route(
         "get",
@@ -241,6 +252,28 @@ ROUTE_TABLE: tuple[Route, ...] = (
         ),
     ),
     Route("get", "/openapi.json", openapi, "openapi", "This document.", public=True),
+    # The dashboard: static files only (no data), so anonymous; the page calls this API with the caller's identity.
+    Route(
+        "get",
+        "/dashboard",
+        dashboard.dashboard,
+        "dashboard",
+        "The dashboard page (static; it calls this API from the browser with the caller's identity).",
+        public=True,
+        files=("text/html",),
+        bodiless=((304, "Not modified (If-None-Match)"), (308, "The same path without a trailing slash")),
+    ),
+    Route(
+        "get",
+        "/dashboard/assets/{name}",
+        dashboard.dashboard_asset,
+        "dashboardAsset",
+        "One of the dashboard's packaged files (scripts, stylesheet, icon); no other name is served.",
+        errors=(404, 422),
+        public=True,
+        files=ASSET_MEDIA_TYPES,
+        bodiless=((304, "Not modified (If-None-Match)"),),
+    ),
 )
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from shared.agents.backends import Backend
 from shared.config import Settings
 from shared.domain.analytics import analytics
 from shared.domain.backends import ROUTES
-from shared.domain.clock import utc_now
+from shared.domain.clock import utc_day, utc_now
 from shared.domain.errors import InvalidMessage, UnknownRoute
 from shared.domain.ids import new_session_id, validate_id
 from shared.domain.pricing import Price
@@ -153,9 +153,19 @@ class Conversations:
             rows = [TurnRow(session_id, record, snapshot.feedback.get(record.turn)) for record in snapshot.records]
         return {"session_id": session_id, **self._analytics(rows)}
 
-    async def owner_analytics(self, owner: str) -> dict[str, Any]:
+    async def owner_analytics(self, owner: str, start: date | None = None, end: date | None = None) -> dict[str, Any]:
+        """Analytics over the owner's turns completed from UTC day `start` to `end` (inclusive; None: open), with
+        the period and how many sessions had a turn in it."""
         validate_id(owner, "owner")
-        return self._analytics(await self.metadata.turns.rows_of_owner(owner))
+        first, last = (day.isoformat() if day is not None else None for day in (start, end))
+        rows = [
+            row
+            for row in await self.metadata.turns.rows_of_owner(owner)
+            if (first is None or utc_day(row.record.completed_at) >= first)
+            and (last is None or utc_day(row.record.completed_at) <= last)
+        ]
+        sessions = len({row.session_id for row in rows})
+        return {"period": {"from": first, "to": last}, "sessions": sessions, **self._analytics(rows)}
 
     def _analytics(self, rows: Sequence[TurnRow]) -> dict[str, Any]:
         rated = [(row.record.backend, row.feedback) for row in rows if row.feedback is not None]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from datetime import date
+
 from fastapi.responses import Response
 
 from shared.http.call import Call
@@ -9,12 +13,33 @@ from shared.http.errors import ApiError, not_found
 from shared.http.models import FeedbackRequest, FeedbackResponse, SessionList
 from shared.http.responses import analytics_model, json_response, session_model, summary_model
 
+DAY_PATTERN = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # date.fromisoformat alone also takes 20240101 and 2024-W01-1
+
+
+def _query(call: Call, *allowed: str) -> Mapping[str, str]:
+    """The query parameters, when every one is among `allowed` (422 naming the first unknown one)."""
+    params = call.request.query_params
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ApiError(422, "invalid_request", f"Unknown query parameter '{unknown[0]}'.", unknown[0])
+    return params
+
+
+def _day(params: Mapping[str, str], name: str) -> date | None:
+    """A UTC day query parameter (YYYY-MM-DD), or None when absent; 422 naming it when malformed."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        if not DAY_PATTERN.fullmatch(raw):
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(422, "invalid_request", f"{name} must be a UTC date, YYYY-MM-DD.", name) from None
+
 
 async def list_sessions(call: Call) -> Response:
-    params = call.request.query_params
-    unknown = set(params) - {"limit", "continuation"}
-    if unknown:
-        raise ApiError(422, "invalid_request", f"Unknown query parameter '{sorted(unknown)[0]}'.", sorted(unknown)[0])
+    params = _query(call, "limit", "continuation")
     raw_limit = params.get("limit", "20")
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
         raise ApiError(422, "invalid_request", "limit must be an integer from 1 to 100.", "limit")
@@ -50,9 +75,14 @@ async def session_analytics(call: Call) -> Response:
 
 
 async def owner_analytics(call: Call) -> Response:
+    params = _query(call, "from", "to")
+    start, end = _day(params, "from"), _day(params, "to")
+    if start is not None and end is not None and start > end:
+        raise ApiError(422, "invalid_request", "from must not be after to.", "from")
     owner = call.caller.owner
     services = await call.services()
-    return json_response(analytics_model(await services.conversations.owner_analytics(owner)), exclude_unset=True)
+    result = await services.conversations.owner_analytics(owner, start, end)
+    return json_response(analytics_model(result), exclude_unset=True)
 
 
 async def turn_feedback(call: Call) -> Response:
