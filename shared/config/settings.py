@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from shared.config.environment import Env, SettingsError, parse_authentication_string
 from shared.domain.backends import BACKENDS
-from shared.domain.pricing import Price, price_of
+from shared.domain.pricing import Price, Quote, quote
 from shared.domain.redaction import ExtraPattern, parse_extra_patterns
 from shared.domain.routing import VERSIONS, RouterConfig
 
@@ -90,7 +90,11 @@ class Settings:
         return tuple(name for name in BACKENDS if name in self.backends)
 
     def price(self, backend: str, model: str) -> Price | None:
-        return price_of(self.price_table, backend, model)
+        return self.price_quote(backend, model).price
+
+    def price_quote(self, backend: str, model: str) -> Quote:
+        """The backend's price and where it comes from: PRICE_TABLE, the built-in table, or none."""
+        return quote(self.price_table, backend, model)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

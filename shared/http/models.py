@@ -141,6 +141,20 @@ class Analytics(BaseModel):
     all_cloud_basis: str | None = Field(None, description="The price used for all_cloud_cost, or why it is null.")
     feedback: FeedbackSummary = Field(description="Thumbs up and down the turns got.")
     shadow: ShadowAgreement | None = Field(None, description="Agreement with the shadow router; null without one.")
+    prices: dict[str, PriceInfo] = Field(
+        default_factory=dict, description="The price each configured backend is charged at now, and its source."
+    )
+
+
+class PriceInfo(BaseModel):
+    model: str
+    input: float | None = Field(description="USD per million input tokens; null when there is no price.")
+    output: float | None = Field(description="USD per million output tokens; null when there is no price.")
+    source: Literal["configured", "built-in", "local", "unknown"] = Field(
+        description="PRICE_TABLE, the built-in table, the local backend (free unless configured), or no price."
+    )
+    as_of: str | None = Field(description="Date of the built-in price; null for other sources.")
+    basis: str = Field(description="Where the price comes from, in words.")
 
 
 class FeedbackCounts(BaseModel):

@@ -131,19 +131,29 @@ class Conversations:
 
     def _analytics(self, rows: Sequence[TurnRow]) -> dict[str, Any]:
         rated = [(row.record.backend, row.feedback) for row in rows if row.feedback is not None]
-        return analytics([row.record for row in rows], *self._all_cloud_reference(), feedback=rated)
+        return {
+            **analytics([row.record for row in rows], *self._all_cloud_reference(), feedback=rated),
+            "prices": self._prices(),
+        }
+
+    def _prices(self) -> dict[str, Any]:
+        """The price each configured backend is charged at now: configured, built-in (with its date), or none."""
+        return {
+            name: self.settings.price_quote(name, backend.model).to_dict() for name, backend in self.backends.items()
+        }
 
     def _all_cloud_reference(self) -> tuple[Price | None, str]:
         """The cloud backend's price for "saved versus all-cloud", or None and why there is none."""
         cloud = self.settings.backends.get("cloud")
         if cloud is None:
             return None, "no cloud backend is configured, so there is no all-cloud price to compare with"
-        price = self.settings.price("cloud", cloud.model)
+        quoted = self.settings.price_quote("cloud", cloud.model)
+        price = quoted.price
         if price is None:
-            return None, f"PRICE_TABLE has no price for cloud:{cloud.model} or cloud"
+            return None, quoted.basis
         return price, (
             f"every token at the cloud backend's price for {cloud.model}: {price.input_per_million:g} USD input "
-            f"and {price.output_per_million:g} USD output per million tokens"
+            f"and {price.output_per_million:g} USD output per million tokens ({quoted.basis})"
         )
 
     async def health(self) -> dict[str, Any]:
