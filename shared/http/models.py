@@ -176,7 +176,37 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     storage: str
     cosmos: str
-    backends: dict[str, dict[str, str]]
+    backends: dict[str, BackendHealth]
+
+
+class BackendHealth(BaseModel):
+    model: str
+    state: Literal["ok", "cooling_down", "trial"] = Field(
+        "ok",
+        description="In this instance: ok; cooling_down (skipped after failures or a 429's Retry-After); trial "
+        "(the cooldown is over and the next call decides).",
+    )
+    cooldown_seconds_left: float | None = Field(None, description="While cooling_down.")
+    consecutive_failures: int = 0
+
+
+class UsageTotals(BaseModel):
+    cost: float = Field(description="USD: the summed cost of the turns.")
+    turns: int = Field(description="Turns that ran (imported and forked copies do not count).")
+    tokens: int = Field(description="Input and output tokens.")
+
+
+class BudgetStatus(BaseModel):
+    daily: float | None = Field(description="USD per UTC day; null: no limit.")
+    monthly: float | None = Field(description="USD per UTC month; null: no limit.")
+    remaining_daily: float | None
+    remaining_monthly: float | None
+
+
+class UsageReport(BaseModel):
+    day: UsageTotals = Field(description="Today so far (UTC).")
+    month: UsageTotals = Field(description="This calendar month so far (UTC).")
+    budget: BudgetStatus
 
 
 class FeedbackRequest(_Strict):
@@ -239,6 +269,16 @@ class ErrorBody(BaseModel):
     message: str
     field: str | None = None
     correlation_id: str | None = None
+    budget: BudgetInfo | None = Field(
+        default=None, description="With budget_exceeded: the period, its limit and the spend."
+    )
+
+
+class BudgetInfo(BaseModel):
+    period: Literal["daily", "monthly"]
+    limit: float = Field(description="USD.")
+    spent: float = Field(description="USD spent in the period.")
+    resets_in: int = Field(description="Seconds until the period resets (also the Retry-After header).")
 
 
 class ErrorResponse(BaseModel):

@@ -7,6 +7,7 @@ loads the session under its lease (one turn at a time) and hands the turn over.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,9 @@ from shared.domain.records import TurnRow
 from shared.domain.sessions import SessionSummary, new_snapshot, summary_of
 from shared.observability.spans import tracer
 from shared.services.events import SessionView, TurnCompleted, TurnEvent, TurnResult
+from shared.services.guard import TurnGuard
 from shared.services.removal import remove_session
+from shared.services.spend import SpendLedger
 from shared.services.turn import Turn, TurnRunner
 from shared.storage.metadata import MetadataStore
 from shared.storage.snapshots import SnapshotStore
@@ -37,8 +40,11 @@ class Conversations:
     metadata: MetadataStore
     backends: Mapping[str, Backend]
     clock: Callable[[], datetime] = utc_now
+    monotonic: Callable[[], float] = time.monotonic  # the clock of cooldowns and of the spend cache
 
     def __post_init__(self) -> None:
+        ledger = SpendLedger(self.metadata.turns, self.settings.budget, self.clock, self.monotonic)
+        self.guard = TurnGuard(self.settings, self.backends, ledger, self.clock, self.monotonic)
         self._runner = TurnRunner(self)
 
     @property
@@ -155,6 +161,15 @@ class Conversations:
             f"every token at the cloud backend's price for {cloud.model}: {price.input_per_million:g} USD input "
             f"and {price.output_per_million:g} USD output per million tokens ({quoted.basis})"
         )
+
+    async def usage(self, owner: str) -> dict[str, Any]:
+        """The owner's spend today and this month (UTC), and the budget's limits and what remains of them."""
+        validate_id(owner, "owner")
+        return await self.guard.ledger.usage(owner)
+
+    def backend_states(self) -> dict[str, dict[str, Any]]:
+        """Each backend's circuit in this instance: ok, cooling_down (seconds left) or trial."""
+        return self.guard.breakers.states()
 
     async def health(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}

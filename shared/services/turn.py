@@ -20,7 +20,7 @@ from shared.agents.session import AgentReply, run_agent
 from shared.config import Settings
 from shared.domain.clock import utc_iso
 from shared.domain.context import cap_context
-from shared.domain.errors import AllBackendsFailed, ModelCallError, StreamBroken
+from shared.domain.errors import ModelCallError, StreamBroken
 from shared.domain.messages import to_openai
 from shared.domain.pricing import cost_of
 from shared.domain.records import Attempt, Entry, TurnRecord
@@ -30,6 +30,7 @@ from shared.domain.sessions import Snapshot, summary_of
 from shared.observability import metrics
 from shared.observability.spans import describe_decision, tracer
 from shared.services.events import Delta, FallbackTaken, RouteChosen, TurnCompleted, TurnEvent, TurnResult
+from shared.services.guard import TurnGuard
 from shared.storage.metadata import MetadataStore
 from shared.storage.snapshots import SessionLock, SnapshotStore
 
@@ -71,6 +72,7 @@ class _Answered:
     latency_ms: float
     attempts: tuple[Attempt, ...]
     redacted_kinds: frozenset[str]  # what was masked in what the backend was sent
+    notes: tuple[str, ...] = ()  # why backends of the chain were not called (cooldown, budget)
 
 
 class TurnRunner:
@@ -82,12 +84,14 @@ class TurnRunner:
         self._metadata: MetadataStore = owner.metadata
         self._backends: Mapping[str, Backend] = owner.backends
         self._clock: Callable[[], datetime] = owner.clock
+        self._guard: TurnGuard = owner.guard  # budgets and cooldowns, per instance
         # Built once (patterns compiled once); None when redaction is off, so a turn pays one `is None` check.
         self._redactor = Redactor(self._settings.pii_extra_patterns) if self._settings.pii_redaction else None
 
     async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
         """Route the turn, call the chosen backend (falling back on failure), record the answer and save it."""
         decision, shadow = self._route(turn)
+        decision = await self._guard.admit(turn.before.owner, turn.route, decision, turn.before.records)
         yield RouteChosen(turn.before.session_id, turn.number, decision, self._backends[decision.backend].model)
         answered: _Answered | None = None
         async for event in self._call_with_fallback(turn, decision):
@@ -130,14 +134,16 @@ class TurnRunner:
             turn.before.af_messages(), self._settings.context_max_messages, self._settings.context_max_chars
         )
         attempts: list[Attempt] = []
-        last_error: ModelCallError | None = None
+        calls = self._guard.turn(turn.before.owner, turn.before.session_id, turn.number)
         for position, name in enumerate(chain):
             backend = self._backends[name]
             message, sent_history, kinds = self._for_model(name, turn.message, history)
             started = time.perf_counter()
             reply: AgentReply | None = None
             streamed = False
+            ticket = calls.ticket(backend)  # skipped while cooling down or over budget; counted while in flight
             try:
+                await ticket.enter()
                 async for item in run_agent(
                     backend,
                     session_id=turn.before.session_id,
@@ -151,23 +157,25 @@ class TurnRunner:
                         yield Delta(item)
                     else:
                         reply = item
+                ticket.answered(reply)
             except ModelCallError as error:
+                ticket.failed(error)
                 logger.warning("backend %s failed for a turn: %s", name, error.kind)
                 if streamed:  # part of this backend's answer is out: another backend cannot take over
                     raise StreamBroken(error) from None
                 if not error.retryable:
                     raise
                 attempts.append(Attempt(name, backend.model, error.kind, _ms_since(started)))
-                last_error = error
                 if position + 1 < len(chain):
                     metrics.fallback_taken(name, error.kind, chain[position + 1])
                     yield FallbackTaken(attempts[-1], chain[position + 1])
                 continue
+            finally:
+                ticket.close()
             assert reply is not None
-            yield _Answered(backend, reply, _ms_since(started), tuple(attempts), kinds)
+            yield _Answered(backend, reply, _ms_since(started), tuple(attempts), kinds, tuple(calls.notes))
             return
-        assert last_error is not None
-        raise AllBackendsFailed(attempts, last_error)
+        raise calls.failure(attempts)
 
     def _for_model(
         self, backend: str, message: str, history: Sequence[Mapping[str, Any]]
@@ -192,7 +200,7 @@ class TurnRunner:
             # Stored masked; the client still gets the reply as the model wrote it.
             messages, found = self._redactor.redact_messages(messages)
             extra["redaction"] = redaction_note(found | answered.redacted_kinds)
-        fell_back = f"; fell back to {backend.name}" if answered.attempts else ""
+        fell_back = _fallback_note(backend.name, answered) if answered.attempts else ""
         record = TurnRecord(
             turn=turn.number,
             backend=backend.name,
@@ -247,6 +255,12 @@ class TurnRunner:
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _fallback_note(backend: str, answered: _Answered) -> str:
+    """`; fell back to local after cloud (cooldown)`, and why skipped backends were not called."""
+    tried = ", ".join(f"{attempt.backend} ({attempt.error})" for attempt in answered.attempts)
+    return f"; fell back to {backend} after {tried}" + "".join(f"; {note}" for note in answered.notes)
 
 
 def _switched_from(before: Snapshot, backend: str) -> str | None:

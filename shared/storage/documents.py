@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.domain.audit import AuditEvent
+from shared.domain.budget import Charge
 from shared.domain.errors import InvalidCursor
 from shared.domain.feedback import Feedback
 from shared.domain.ids import validate_id
@@ -49,6 +50,12 @@ def turn_row(document: Mapping[str, Any]) -> TurnRow:
         TurnRecord.from_dict(document),
         Feedback.from_dict(feedback) if isinstance(feedback, Mapping) else None,
     )
+
+
+def charge_of(document: Mapping[str, Any]) -> Charge:
+    """A turn document as a budget counts it (see `TurnStore.charges_since`)."""
+    tokens = int(document.get("input_tokens") or 0) + int(document.get("output_tokens") or 0)
+    return Charge(str(document["completed_at"]), float(document.get("cost") or 0.0), tokens)
 
 
 def summary_document(summary: SessionSummary) -> dict[str, Any]:
