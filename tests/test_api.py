@@ -308,7 +308,10 @@ def test_health_reports_storage_cosmos_and_backends(checked: httpx.Client) -> No
         "status": "ok",
         "storage": "ok",
         "cosmos": "ok",
-        "backends": {"local": {"model": "llama3.2"}, "cloud": {"model": "gpt-4o-mini"}},
+        "backends": {  # with each backend's cooldown state in this instance (test_cooldown.py)
+            name: {"model": model, "state": "ok", "cooldown_seconds_left": None, "consecutive_failures": 0}
+            for name, model in (("local", "llama3.2"), ("cloud", "gpt-4o-mini"))
+        },
     }
 
 

@@ -132,7 +132,11 @@ async def test_session_and_owner_analytics_over_http_show_cost_by_backend_and_th
     ("env", "why"),
     [
         ({"backends": ("local",), "PRICE_TABLE": json.dumps(PRICES)}, "no cloud backend is configured"),
-        ({"PRICE_TABLE": json.dumps({"local": {"input": 1, "output": 1}})}, "PRICE_TABLE has no price for cloud"),
+        # A deployment name no built-in entry knows (gpt-4o-mini itself now has a built-in price: test_prices.py).
+        (
+            {"CLOUD_MODEL_NAME": "team-gpt", "PRICE_TABLE": json.dumps({"local": {"input": 1, "output": 1}})},
+            "PRICE_TABLE has no price for cloud:team-gpt or cloud, and 'team-gpt' is not a model of the built-in",
+        ),
     ],
 )
 async def test_all_cloud_is_null_when_there_is_no_cloud_price_and_the_answer_says_why(

@@ -267,7 +267,8 @@ MODEL_FAULTS = {
     # name: (behaviour, status, error code, Retry-After expected)
     "timeout": (Behaviour.slow(3.0), 504, "backends_failed", None),
     "server error": (Behaviour.error(500), 502, "backends_failed", "5"),
-    "rate limited": (Behaviour.rate_limited(retry_after=7), 429, "backends_failed", "7"),
+    # A short Retry-After: the backend is cooled for that long (BACKEND_COOLDOWN_*), and the test waits it out.
+    "rate limited": (Behaviour.rate_limited(retry_after=2), 429, "backends_failed", "2"),
     "connection reset": (Behaviour.reset(), 502, "backends_failed", None),
     "broken answer": (Behaviour.broken_stream("a reply that breaks off halfway"), 502, "backends_failed", None),
 }
@@ -298,6 +299,13 @@ async def test_a_failing_model_gives_a_clear_error_leaves_the_session_intact_and
     assert after["cosmos"]["turns"] == before["cosmos"]["turns"]
     assert after["cosmos"]["sessions"] == before["cosmos"]["sessions"]
     await assert_intact(env, session_id, 2)
+    if fault == "rate limited":
+        # The backend asked for time: until its Retry-After has passed, a turn does not call it at all.
+        calls = len(models["local"].requests)
+        cooling = await api.post("/chat", json={"message": "too soon", "session_id": session_id})
+        assert error_of(cooling, 503)["code"] == "backends_cooling_down" and len(models["local"].requests) == calls
+        assert 1 <= int(cooling.headers["retry-after"]) <= 2
+        await asyncio.sleep(2.0)
 
     recovered = await api.post("/chat", json={"message": "and now it works", "session_id": session_id})
     assert recovered.status_code == 200 and recovered.json()["turn"] == 3

@@ -52,6 +52,7 @@ EXPECTED_HTTP = {
     ("POST", "sessions/{session_id}/fork"): "FUNCTION",
     ("GET", "analytics"): "FUNCTION",
     ("GET", "sessions/{session_id}/audit"): "FUNCTION",
+    ("GET", "users/me/usage"): "FUNCTION",
     ("DELETE", "users/me"): "FUNCTION",
     ("DELETE", "users/{user_id}"): "FUNCTION",
     ("POST", "manage/reconcile"): "FUNCTION",

@@ -14,7 +14,10 @@ from urllib.parse import urlparse
 
 from shared.config.environment import Env, SettingsError, parse_authentication_string
 from shared.domain.backends import BACKENDS
-from shared.domain.pricing import Price, price_of
+from shared.domain.budget import BudgetPolicy, Limits, parse_overrides
+from shared.domain.circuit import BreakerPolicy
+from shared.domain.ids import owner_key
+from shared.domain.pricing import Price, Quote, quote
 from shared.domain.redaction import ExtraPattern, parse_extra_patterns
 from shared.domain.routing import VERSIONS, RouterConfig
 
@@ -72,6 +75,8 @@ class Settings:
     storage_timeout_seconds: float
     storage_max_retries: int
     price_table: Mapping[str, Price]
+    budget: BudgetPolicy
+    cooldown: BreakerPolicy
     applicationinsights_connection_string: str | None = field(repr=False)
     applicationinsights_authentication_string: str | None
     telemetry_include_content: bool
@@ -93,7 +98,11 @@ class Settings:
         return tuple(name for name in BACKENDS if name in self.backends)
 
     def price(self, backend: str, model: str) -> Price | None:
-        return price_of(self.price_table, backend, model)
+        return self.price_quote(backend, model).price
+
+    def price_quote(self, backend: str, model: str) -> Quote:
+        """The backend's price and where it comes from: PRICE_TABLE, the built-in table, or none."""
+        return quote(self.price_table, backend, model)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +112,7 @@ class Settings:
             **_backends(env),
             **_storage(env),
             **_routing_and_limits(env),
+            **_spend_control(env),
             **_telemetry_and_privacy(env),
             **_lifecycle(env),
         )
@@ -176,6 +186,21 @@ def _routing_and_limits(env: Env) -> dict[str, Any]:
         "storage_timeout_seconds": env.number("STORAGE_TIMEOUT_SECONDS", minimum=0.1, maximum=300.0),
         "storage_max_retries": env.integer("STORAGE_MAX_RETRIES", minimum=0, maximum=10),
         "price_table": env.price_table("PRICE_TABLE"),
+    }
+
+
+def _spend_control(env: Env) -> dict[str, Any]:
+    default = Limits(
+        env.optional_number("BUDGET_DAILY_USD", minimum=0.0, maximum=1e9),
+        env.optional_number("BUDGET_MONTHLY_USD", minimum=0.0, maximum=1e9),
+    )
+    overrides = env.parsed("BUDGET_OVERRIDES", lambda text: parse_overrides(text, default, owner_key))
+    return {
+        "budget": BudgetPolicy(default, overrides or {}),
+        "cooldown": BreakerPolicy(
+            failures=env.integer("BACKEND_COOLDOWN_FAILURES", minimum=1, maximum=1000),
+            cooldown_seconds=env.number("BACKEND_COOLDOWN_SECONDS", minimum=0.1, maximum=86_400.0),
+        ),
     }
 
 

@@ -32,6 +32,7 @@ Action = Literal[
     "retention_delete",  # the retention timer deleted an idle session
     "erase_user",  # DELETE /users/me or /users/{id}: in the user's synthetic partition
     "feedback",  # POST /sessions/{id}/turns/{turn}/feedback (the rating is not recorded, only that it was given)
+    "read_usage",  # GET /users/me/usage: in the user's synthetic partition (no figures recorded)
 ]
 ACTIONS: frozenset[str] = frozenset(Action.__args__)  # type: ignore[attr-defined]
 

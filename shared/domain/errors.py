@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from shared.domain.backends import ROUTES, canonical
 
 if TYPE_CHECKING:
+    from shared.domain.budget import Exhausted
     from shared.domain.records import Attempt
 
 
@@ -194,17 +195,41 @@ class ModelCallError(ServiceError, RuntimeError):
 
     @property
     def retryable(self) -> bool:
-        """Worth trying another backend: down, slow, overloaded. A 400 would fail anywhere."""
-        return self.kind in ("connection", "timeout", "rate_limited", "server", "auth", "context_length")
+        """Worth trying another backend: down, slow, overloaded, the request too long for this model's window,
+        or not called at all (REFUSALS). Another 400 would fail anywhere."""
+        return self.kind in ("connection", "timeout", "rate_limited", "server", "auth", "context_length", *REFUSALS)
+
+    @property
+    def about_backend(self) -> bool:
+        """Says something about the backend's health (a circuit breaker counts it): not a refusal to call it,
+        and not a request this model could not take (too long for its window, or otherwise rejected)."""
+        return self.kind in ("connection", "timeout", "rate_limited", "server", "auth")
+
+
+# Kinds of a backend the turn did not call: cooling down after failures, or over the owner's budget.
+REFUSALS = ("cooldown", "budget")
 
 
 class AllBackendsFailed(ServiceError, RuntimeError):
-    """Every backend in the chain failed; carries the last error (for 502/504 and Retry-After)."""
+    """Every backend in the chain failed or was skipped; carries the last error that decides the answer (for
+    502/503/504 and Retry-After) and notes on the skipped ones."""
 
-    def __init__(self, attempts: Sequence[Attempt], last: ModelCallError) -> None:
+    def __init__(self, attempts: Sequence[Attempt], last: ModelCallError, notes: Sequence[str] = ()) -> None:
         super().__init__(f"every backend failed: {', '.join(a.backend + '=' + a.error for a in attempts)}")
         self.attempts = tuple(attempts)
         self.last = last
+        self.notes = tuple(notes)
+
+
+class BudgetExceeded(ServiceError, RuntimeError):
+    """The owner's budget leaves no room for the paid backend the turn needs (HTTP 429 until the period resets)."""
+
+    status = 429
+
+    def __init__(self, backend: str, exhausted: Exhausted) -> None:
+        super().__init__(f"the {backend} backend is not allowed: {exhausted.describe()}")
+        self.backend = backend
+        self.exhausted = exhausted
 
 
 class StreamBroken(ServiceError, RuntimeError):

@@ -35,11 +35,12 @@ from __future__ import annotations
 
 import bisect
 import functools
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from shared.domain.shapes import json_value
 
 BUILT_IN_KINDS = ("EMAIL", "PHONE", "CARD", "IBAN", "IP")
 NAME_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
@@ -143,10 +144,7 @@ def parse_extra_patterns(raw: str) -> tuple[ExtraPattern, ...]:
     variable's name. Patterns come from the operator, not from users, but a pattern that matches the empty
     string would mask between every character, so it is refused.
     """
-    try:
-        items = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    items = json_value(raw)
     if not isinstance(items, list):
         raise ValueError('must be a JSON list of {"name": "EMPLOYEE_ID", "pattern": "EMP-\\\\d{6}"} objects')
     if len(items) > MAX_EXTRA_PATTERNS:

@@ -6,10 +6,19 @@ are never echoed except small printable ones (a role, a type name).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from shared.domain.errors import InvalidImport
+
+
+def json_value(text: str) -> Any:
+    """A setting's JSON text parsed; ValueError saying where it is malformed (the loader adds the setting's name)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"is not valid JSON: {exc.msg} at position {exc.pos}") from None
 
 
 def kind_of(value: object) -> str:

@@ -16,8 +16,10 @@ from fastapi.responses import JSONResponse
 from shared.config import SettingsError
 from shared.domain.backends import ROUTES
 from shared.domain.errors import (
+    REFUSALS,
     AllBackendsFailed,
     BackendNotConfigured,
+    BudgetExceeded,
     ContextTooLarge,
     InvalidCursor,
     InvalidFork,
@@ -35,7 +37,7 @@ from shared.domain.errors import (
     UnknownRoute,
 )
 from shared.domain.ids import InvalidId
-from shared.http.models import ErrorBody, ErrorResponse
+from shared.http.models import BudgetInfo, ErrorBody, ErrorResponse
 from shared.http.openai_models import OpenAIErrorBody, OpenAIErrorResponse
 from shared.storage.errors import is_transient
 
@@ -44,7 +46,13 @@ logger = logging.getLogger(__name__)
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        budget: BudgetInfo | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -52,9 +60,12 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.headers = headers or {}
+        self.budget = budget
 
     def model(self, correlation_id: str | None = None) -> ErrorBody:
-        return ErrorBody(code=self.code, message=self.message, field=self.field, correlation_id=correlation_id)
+        return ErrorBody(
+            code=self.code, message=self.message, field=self.field, correlation_id=correlation_id, budget=self.budget
+        )
 
 
 def not_found() -> ApiError:
@@ -69,12 +80,26 @@ def _retry_after(seconds: float | None, default: int) -> dict[str, str]:
 
 def _backends_failed(exc: AllBackendsFailed) -> ApiError:
     last = exc.last
-    status = 504 if all(attempt.error == "timeout" for attempt in exc.attempts) else 502
+    tried = ", ".join(f"{attempt.backend} ({attempt.error})" for attempt in exc.attempts)
+    notes = "".join(f" {note[0].upper()}{note[1:]}." for note in exc.notes)
+    if last.kind == "cooldown":  # no backend was called: each is cooling down after failures
+        message = f"Every backend is cooling down after failures: {tried}.{notes}"
+        return ApiError(503, "backends_cooling_down", message, headers=_retry_after(last.retry_after, 5))
+    status = 504 if all(attempt.error in ("timeout", *REFUSALS) for attempt in exc.attempts) else 502
     if last.kind == "rate_limited":
         status = 429
     headers = _retry_after(last.retry_after, 5) if last.kind in ("rate_limited", "server") else {}
-    tried = ", ".join(f"{attempt.backend} ({attempt.error})" for attempt in exc.attempts)
-    return ApiError(status, "backends_failed", f"Every backend failed: {tried}.", headers=headers)
+    return ApiError(status, "backends_failed", f"Every backend failed: {tried}.{notes}", headers=headers)
+
+
+def _budget_exceeded(exc: BudgetExceeded) -> ApiError:
+    used = exc.exhausted
+    message = (
+        f"Your {used.period} budget of {used.limit:g} USD is used up ({used.spent:g} USD spent), so the "
+        f"{exc.backend} backend is not available until it resets in {used.resets_in} s."
+    )
+    budget = BudgetInfo(period=used.period, limit=used.limit, spent=used.spent, resets_in=used.resets_in)
+    return ApiError(429, "budget_exceeded", message, headers=_retry_after(used.resets_in, 60), budget=budget)
 
 
 def to_api_error(exc: BaseException) -> ApiError | None:
@@ -118,6 +143,8 @@ def to_api_error(exc: BaseException) -> ApiError | None:
             return ApiError(409, "session_conflict", "The session changed while this turn ran; nothing was saved.")
         case AllBackendsFailed():
             return _backends_failed(exc)
+        case BudgetExceeded():
+            return _budget_exceeded(exc)
         case ModelCallError():
             return ApiError(502, "backend_rejected", f"The {exc.backend} backend refused the request ({exc.kind}).")
         case SettingsError():

@@ -165,6 +165,20 @@ class Analytics(BaseModel):
     )
     period: Period | None = Field(None, description="The UTC days asked for (GET /analytics only; null: open).")
     sessions: int | None = Field(None, description="Sessions with a turn in the period (GET /analytics only).")
+    prices: dict[str, PriceInfo] = Field(
+        default_factory=dict, description="The price each configured backend is charged at now, and its source."
+    )
+
+
+class PriceInfo(BaseModel):
+    model: str
+    input: float | None = Field(description="USD per million input tokens; null when there is no price.")
+    output: float | None = Field(description="USD per million output tokens; null when there is no price.")
+    source: Literal["configured", "built-in", "local", "unknown"] = Field(
+        description="PRICE_TABLE, the built-in table, the local backend (free unless configured), or no price."
+    )
+    as_of: str | None = Field(description="Date of the built-in price; null for other sources.")
+    basis: str = Field(description="Where the price comes from, in words.")
 
 
 class SummaryOverhead(BaseModel):
@@ -210,7 +224,37 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     storage: str
     cosmos: str
-    backends: dict[str, dict[str, str]]
+    backends: dict[str, BackendHealth]
+
+
+class BackendHealth(BaseModel):
+    model: str
+    state: Literal["ok", "cooling_down", "trial"] = Field(
+        "ok",
+        description="In this instance: ok; cooling_down (skipped after failures or a 429's Retry-After); trial "
+        "(the cooldown is over and the next call decides).",
+    )
+    cooldown_seconds_left: float | None = Field(None, description="While cooling_down.")
+    consecutive_failures: int = 0
+
+
+class UsageTotals(BaseModel):
+    cost: float = Field(description="USD: the summed cost of the turns.")
+    turns: int = Field(description="Turns that ran (imported and forked copies do not count).")
+    tokens: int = Field(description="Input and output tokens.")
+
+
+class BudgetStatus(BaseModel):
+    daily: float | None = Field(description="USD per UTC day; null: no limit.")
+    monthly: float | None = Field(description="USD per UTC month; null: no limit.")
+    remaining_daily: float | None
+    remaining_monthly: float | None
+
+
+class UsageReport(BaseModel):
+    day: UsageTotals = Field(description="Today so far (UTC).")
+    month: UsageTotals = Field(description="This calendar month so far (UTC).")
+    budget: BudgetStatus
 
 
 class FeedbackRequest(_Strict):
@@ -273,6 +317,16 @@ class ErrorBody(BaseModel):
     message: str
     field: str | None = None
     correlation_id: str | None = None
+    budget: BudgetInfo | None = Field(
+        default=None, description="With budget_exceeded: the period, its limit and the spend."
+    )
+
+
+class BudgetInfo(BaseModel):
+    period: Literal["daily", "monthly"]
+    limit: float = Field(description="USD.")
+    spent: float = Field(description="USD spent in the period.")
+    resets_in: int = Field(description="Seconds until the period resets (also the Retry-After header).")
 
 
 class ErrorResponse(BaseModel):

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from shared.http import models
 from shared.http import openai_models as oai_models
 from shared.http.call import Call
-from shared.http.handlers import chat, dashboard, lifecycle, sessions, system, transfer
+from shared.http.handlers import chat, dashboard, lifecycle, sessions, system, transfer, usage
 from shared.http.handlers import openai as oai
 from shared.http.openapi import build_document
 from shared.http.route import Route
@@ -161,6 +161,17 @@ ROUTE_TABLE: tuple[Route, ...] = (
         None,
         models.AuditTrail,
         errors=(*_SESSION, 503),
+    ),
+    Route(
+        "get",
+        "/users/me/usage",
+        usage.my_usage,
+        "myUsage",
+        "The caller's spend today and this month (UTC, summed turn cost, turns, tokens) and what remains of the "
+        "budget (BUDGET_DAILY_USD, BUDGET_MONTHLY_USD, BUDGET_OVERRIDES).",
+        None,
+        models.UsageReport,
+        errors=(400, 503),
     ),
     Route(
         "delete",

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.agents.backends import Backend
-from shared.agents.summarizer import write_summary
+from shared.agents.summarizer import SummaryReply, write_summary
 from shared.config import Settings
 from shared.domain.clock import utc_iso
 from shared.domain.context import (
@@ -32,7 +32,7 @@ from shared.domain.context import (
     turns_of,
 )
 from shared.domain.context_summary import ContextSummary, chunks, prompt
-from shared.domain.errors import ModelCallError
+from shared.domain.errors import REFUSALS, ModelCallError
 from shared.domain.pricing import cost_of
 from shared.domain.routing import fallback_chain
 from shared.domain.sessions import Snapshot
@@ -45,6 +45,7 @@ from shared.domain.tokens import (
     plain_tokens,
     text_tokens,
 )
+from shared.services.guard import TurnCalls
 
 logger = logging.getLogger(__name__)
 
@@ -101,17 +102,25 @@ class ContextFitter:
         reserve = 0 if tokens is None else output_reserve(tokens, None if limit is None else int(limit))
         return Window(tokens, reserve, self.settings.context_max_messages, self.settings.context_max_chars)
 
-    def for_turn(self, snapshot: Snapshot, message: str, preamble: Sequence[Mapping[str, Any]]) -> TurnContext:
-        return TurnContext(self, snapshot, message, tuple(preamble))
+    def for_turn(
+        self, snapshot: Snapshot, message: str, preamble: Sequence[Mapping[str, Any]], calls: TurnCalls
+    ) -> TurnContext:
+        return TurnContext(self, snapshot, message, tuple(preamble), calls)
 
 
 class TurnContext:
     """One turn's fitting: per backend tried, and the summary (if any) it made."""
 
     def __init__(
-        self, fitter: ContextFitter, snapshot: Snapshot, message: str, preamble: tuple[Mapping[str, Any], ...]
+        self,
+        fitter: ContextFitter,
+        snapshot: Snapshot,
+        message: str,
+        preamble: tuple[Mapping[str, Any], ...],
+        calls: TurnCalls,
     ) -> None:
         self._fitter = fitter
+        self._calls = calls  # summary calls are held to the owner's budget and the backends' cooldowns too
         self._snapshot = snapshot
         self._message = message
         self._preamble = preamble
@@ -239,29 +248,39 @@ class TurnContext:
         turns = [(turn.turn, turn.messages) for turn in folded]
         for first, last, text in self._chunked(turns, window, overhead, previous, ratio):
             system, user = prompt(current, first, last, text, words)
-            call = self._call_note(name, backend.model)
-            call["calls"] += 1
-            started = time.perf_counter()
-            try:
-                reply = await write_summary(backend, system, user, max_tokens)
-            except ModelCallError as error:
-                call["failed"] += 1
-                call["last_error"] = error.kind
-                raise
-            finally:
-                call["latency_ms"] = round(call["latency_ms"] + (time.perf_counter() - started) * 1000, 3)
+            reply = await self._call(name, system, user, max_tokens)
             fitter.observe(name, plain_tokens([system, user]) + REQUEST_OVERHEAD, reply.input_tokens)
-            self._count(call, reply.input_tokens, reply.output_tokens)
-            if not reply.text:
-                call["failed"] += 1
-                call["last_error"] = "empty"
-                raise ModelCallError(name, "empty")
             start = current.first_turn if current is not None else first
             current = ContextSummary(
                 start, last, reply.text, name, backend.model, utc_iso(fitter.clock()), self._snapshot.turns + 1
             )
         assert current is not None
         return current
+
+    async def _call(self, name: str, system: str, user: str, max_tokens: int) -> SummaryReply:
+        """One summary call, unless the backend is cooling down or over the owner's budget (a `ModelCallError`
+        either way, so the next backend is tried); counted in the turn's record and charged to the owner."""
+        backend = self._fitter.backends[name]
+        ticket = self._calls.ticket(backend)
+        call = self._call_note(name, backend.model)
+        started = time.perf_counter()
+        try:
+            await ticket.enter()
+            call["calls"] += 1
+            reply = await write_summary(backend, system, user, max_tokens)
+            ticket.answered(reply)
+            self._count(call, reply.input_tokens, reply.output_tokens)
+            if not reply.text:
+                raise ModelCallError(name, "empty")
+            return reply
+        except ModelCallError as error:
+            ticket.failed(error)
+            call["failed"] += 1 if error.kind not in REFUSALS else 0
+            call["last_error"] = error.kind
+            raise
+        finally:
+            ticket.close()
+            call["latency_ms"] = round(call["latency_ms"] + (time.perf_counter() - started) * 1000, 3)
 
     @staticmethod
     def _chunked(

@@ -8,6 +8,7 @@ loads the session under its lease (one turn at a time) and hands the turn over.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,7 +27,9 @@ from shared.domain.sessions import SessionSummary, Snapshot, new_snapshot, summa
 from shared.observability.spans import tracer
 from shared.services.context import ContextFitter
 from shared.services.events import SessionView, TurnCompleted, TurnEvent, TurnResult
+from shared.services.guard import TurnGuard
 from shared.services.removal import remove_session
+from shared.services.spend import SpendLedger
 from shared.services.turn import Turn, TurnRequest, TurnRunner
 from shared.storage.metadata import MetadataStore
 from shared.storage.snapshots import SessionLock, SnapshotStore
@@ -39,9 +42,12 @@ class Conversations:
     metadata: MetadataStore
     backends: Mapping[str, Backend]
     clock: Callable[[], datetime] = utc_now
+    monotonic: Callable[[], float] = time.monotonic  # the clock of cooldowns and of the spend cache
 
     def __post_init__(self) -> None:
         self.context = ContextFitter(self.settings, self.backends, self.clock)
+        ledger = SpendLedger(self.metadata.turns, self.settings.budget, self.clock, self.monotonic)
+        self.guard = TurnGuard(self.settings, self.backends, ledger, self.clock, self.monotonic)
         self._runner = TurnRunner(self)
 
     @property
@@ -169,20 +175,39 @@ class Conversations:
 
     def _analytics(self, rows: Sequence[TurnRow]) -> dict[str, Any]:
         rated = [(row.record.backend, row.feedback) for row in rows if row.feedback is not None]
-        return analytics([row.record for row in rows], *self._all_cloud_reference(), feedback=rated)
+        return {
+            **analytics([row.record for row in rows], *self._all_cloud_reference(), feedback=rated),
+            "prices": self._prices(),
+        }
+
+    def _prices(self) -> dict[str, Any]:
+        """The price each configured backend is charged at now: configured, built-in (with its date), or none."""
+        return {
+            name: self.settings.price_quote(name, backend.model).to_dict() for name, backend in self.backends.items()
+        }
 
     def _all_cloud_reference(self) -> tuple[Price | None, str]:
         """The cloud backend's price for "saved versus all-cloud", or None and why there is none."""
         cloud = self.settings.backends.get("cloud")
         if cloud is None:
             return None, "no cloud backend is configured, so there is no all-cloud price to compare with"
-        price = self.settings.price("cloud", cloud.model)
+        quoted = self.settings.price_quote("cloud", cloud.model)
+        price = quoted.price
         if price is None:
-            return None, f"PRICE_TABLE has no price for cloud:{cloud.model} or cloud"
+            return None, quoted.basis
         return price, (
             f"every token at the cloud backend's price for {cloud.model}: {price.input_per_million:g} USD input "
-            f"and {price.output_per_million:g} USD output per million tokens"
+            f"and {price.output_per_million:g} USD output per million tokens ({quoted.basis})"
         )
+
+    async def usage(self, owner: str) -> dict[str, Any]:
+        """The owner's spend today and this month (UTC), and the budget's limits and what remains of them."""
+        validate_id(owner, "owner")
+        return await self.guard.ledger.usage(owner)
+
+    def backend_states(self) -> dict[str, dict[str, Any]]:
+        """Each backend's circuit in this instance: ok, cooling_down (seconds left) or trial."""
+        return self.guard.breakers.states()
 
     async def health(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}

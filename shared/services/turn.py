@@ -21,7 +21,7 @@ from shared.agents.session import AgentReply, run_agent
 from shared.config import Settings
 from shared.domain.clock import utc_iso
 from shared.domain.context_summary import ContextSummary
-from shared.domain.errors import AllBackendsFailed, ContextTooLarge, ModelCallError, StreamBroken
+from shared.domain.errors import ContextTooLarge, ModelCallError, StreamBroken
 from shared.domain.messages import to_openai
 from shared.domain.pricing import cost_of
 from shared.domain.records import Attempt, Entry, TurnRecord
@@ -32,6 +32,7 @@ from shared.observability import metrics
 from shared.observability.spans import describe_decision, tracer
 from shared.services.context import ContextFitter, TurnContext
 from shared.services.events import Delta, FallbackTaken, RouteChosen, TurnCompleted, TurnEvent, TurnResult
+from shared.services.guard import TurnCalls, TurnGuard
 from shared.storage.metadata import MetadataStore
 from shared.storage.snapshots import SessionLock, SnapshotStore
 
@@ -90,6 +91,7 @@ class _Answered:
     attempts: tuple[Attempt, ...]
     redacted_kinds: frozenset[str]  # what was masked in what the backend was sent
     context: Mapping[str, Any]  # how its context was fitted (shared.services.context)
+    notes: tuple[str, ...] = ()  # why backends of the chain were not called (cooldown, budget)
 
 
 @dataclass(frozen=True)
@@ -110,17 +112,20 @@ class TurnRunner:
         self._backends: Mapping[str, Backend] = owner.backends
         self._clock: Callable[[], datetime] = owner.clock
         self._context: ContextFitter = owner.context
+        self._guard: TurnGuard = owner.guard  # budgets and cooldowns, per instance
         # Built once (patterns compiled once); None when redaction is off, so a turn pays one `is None` check.
         self._redactor = Redactor(self._settings.pii_extra_patterns) if self._settings.pii_redaction else None
 
     async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
         """Route the turn, call the chosen backend (falling back on failure), record the answer and save it."""
-        context = self._context.for_turn(turn.before, turn.message, turn.request.preamble)
+        calls = self._guard.turn(turn.before.owner, turn.before.session_id, turn.number)
+        context = self._context.for_turn(turn.before, turn.message, turn.request.preamble, calls)
         decision, shadow = self._route(turn)
+        decision = await self._guard.admit(turn.before.owner, turn.route, decision, turn.before.records)
         decision = self._fitting(turn, decision, context)
         yield RouteChosen(turn.before.session_id, turn.number, decision, self._backends[decision.backend].model)
         answered: _Answered | None = None
-        async for event in self._call_with_fallback(turn, decision, context):
+        async for event in self._call_with_fallback(turn, decision, context, calls):
             if isinstance(event, _Answered):
                 answered = event
             else:
@@ -169,45 +174,42 @@ class TurnRunner:
             raise
 
     async def _call_with_fallback(
-        self, turn: Turn, decision: Decision, context: TurnContext
+        self, turn: Turn, decision: Decision, context: TurnContext, calls: TurnCalls
     ) -> AsyncIterator[Delta | FallbackTaken | _Answered]:
-        """Each backend of the chain in turn until one answers; the failed ones go into the record's chain."""
+        """Each backend of the chain in turn until one answers; the failed ones (and those not called: cooling
+        down, over budget) go into the record's chain."""
         chain = (decision.backend, *fallback_chain(decision.backend, tuple(self._backends), self._settings.router))
         attempts: list[Attempt] = []
-        last_error: ModelCallError | None = None
         for position, name in enumerate(chain):
-            async for event in self._call_backend(turn, name, context):
+            async for event in self._call_backend(turn, name, context, calls):
                 if isinstance(event, _Failed):
                     attempts.append(event.attempt)
-                    last_error = event.error
                     if position + 1 < len(chain):
                         metrics.fallback_taken(name, event.error.kind, chain[position + 1])
                         yield FallbackTaken(event.attempt, chain[position + 1])
                 elif isinstance(event, _Answered):
-                    yield replace(event, attempts=tuple(attempts))
+                    yield replace(event, attempts=tuple(attempts), notes=tuple(calls.notes))
                     return
                 else:
                     yield event
-        assert last_error is not None
-        raise AllBackendsFailed(attempts, last_error)
+        raise calls.failure(attempts)
 
     async def _call_backend(
-        self, turn: Turn, name: str, context: TurnContext
+        self, turn: Turn, name: str, context: TurnContext, calls: TurnCalls
     ) -> AsyncIterator[Delta | _Answered | _Failed]:
-        """One backend: its fitted context, then the call (once more, fitted tighter, if the model says the
-        request is too long). Yields the deltas and the answer, or `_Failed` when another backend may try."""
+        """One backend: skipped while cooling down or over budget; else its fitted context, then the call (once
+        more, fitted tighter, if the model says the request is too long). Yields the deltas and the answer, or
+        `_Failed` when another backend may try."""
         backend, options = self._backends[name], self._options(turn.request.options)
         tighter, started = 1.0, time.perf_counter()
         while True:
+            ticket = calls.ticket(backend)  # counted in flight until it answers or fails
+            streamed, reply = False, None
             try:
+                await ticket.enter()
                 fitted = await context.fit(name, options, tighter)
-            except ContextTooLarge:  # a fallback backend whose window cannot hold the message
-                error = ModelCallError(name, "context_length")
-                yield _Failed(Attempt(name, backend.model, error.kind, _ms_since(started)), error)
-                return
-            message, sent_history, kinds = self._for_model(name, turn.message, fitted.history)
-            started, streamed, reply = time.perf_counter(), False, None
-            try:
+                message, sent_history, kinds = self._for_model(name, turn.message, fitted.history)
+                started = time.perf_counter()
                 async for item in run_agent(
                     backend,
                     session_id=turn.before.session_id,
@@ -222,7 +224,13 @@ class TurnRunner:
                         yield Delta(item)
                     else:
                         reply = item
+                ticket.answered(reply)
+            except ContextTooLarge:  # a fallback backend whose window cannot hold the message
+                error = calls.not_called(ModelCallError(name, "context_length"))
+                yield _Failed(Attempt(name, backend.model, error.kind, _ms_since(started)), error)
+                return
             except ModelCallError as error:
+                ticket.failed(error)
                 logger.warning("backend %s failed for a turn: %s", name, error.kind)
                 if streamed:  # part of this backend's answer is out: another backend cannot take over
                     raise StreamBroken(error) from None
@@ -234,6 +242,8 @@ class TurnRunner:
                     raise
                 yield _Failed(Attempt(name, backend.model, error.kind, _ms_since(started)), error)
                 return
+            finally:
+                ticket.close()
             assert reply is not None
             self._context.observe(name, fitted.note["raw_tokens"], reply.input_tokens)
             yield _Answered(backend, reply, _ms_since(started), (), kinds, fitted.note)
@@ -280,7 +290,7 @@ class TurnRunner:
             # Stored masked; the client still gets the reply as the model wrote it.
             messages, found = self._redactor.redact_messages(messages)
             extra["redaction"] = redaction_note(found | answered.redacted_kinds)
-        fell_back = f"; fell back to {backend.name}" if answered.attempts else ""
+        fell_back = _fallback_note(backend.name, answered) if answered.attempts else ""
         record = TurnRecord(
             turn=turn.number,
             backend=backend.name,
@@ -335,6 +345,12 @@ class TurnRunner:
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _fallback_note(backend: str, answered: _Answered) -> str:
+    """`; fell back to local after cloud (cooldown)`, and why skipped backends were not called."""
+    tried = ", ".join(f"{attempt.backend} ({attempt.error})" for attempt in answered.attempts)
+    return f"; fell back to {backend} after {tried}" + "".join(f"; {note}" for note in answered.notes)
 
 
 def _switched_from(before: Snapshot, backend: str) -> str | None:

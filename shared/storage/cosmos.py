@@ -91,16 +91,32 @@ class CosmosDatabase:
         return await operation()
 
     async def query(
-        self, kind: Kind, query: str, parameters: list[dict[str, Any]], *, partition: str | None = None
+        self,
+        kind: Kind,
+        query: str,
+        parameters: list[dict[str, Any]],
+        *,
+        partition: str | None = None,
+        charges: list[float] | None = None,
     ) -> list[dict[str, Any]]:
-        """Every item a parameterized query returns; within one partition when `partition` is given."""
+        """Every item a parameterized query returns; within one partition when `partition` is given. With
+        `charges`, the request charge (RU, `x-ms-request-charge`) of every response is appended to it."""
         container = self._containers[kind]
 
         async def read() -> list[dict[str, Any]]:
             options: dict[str, Any] = {} if partition is None else {"partition_key": partition}
+            if charges is not None:
+                options["response_hook"] = lambda headers, _: charges.append(_request_charge(headers))
             return [item async for item in container.query_items(query, parameters=parameters, **options)]
 
         return await self.again_if_missing(read)
 
     async def ping(self) -> None:
         await self._database.read()
+
+
+def _request_charge(headers: Any) -> float:
+    try:
+        return float(headers.get("x-ms-request-charge") or 0.0)
+    except (TypeError, ValueError):
+        return 0.0

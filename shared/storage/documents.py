@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.domain.audit import AuditEvent
+from shared.domain.budget import Charge
 from shared.domain.errors import InvalidCursor
 from shared.domain.feedback import Feedback
 from shared.domain.ids import validate_id
@@ -36,6 +37,8 @@ def turn_document(owner: str, session_id: str, record: TurnRecord, feedback: Fee
         "schemaVersion": DOCUMENT_SCHEMA_VERSION,
         "sessionId": session_id,
         "userId": owner,
+        # What the turn's summary calls cost besides its answer (extra.context.summary_calls), for budgets.
+        "summary_cost": record.summary_cost,
     }
     if feedback is not None:
         document["feedback"] = feedback.to_dict(comment=False)
@@ -49,6 +52,13 @@ def turn_row(document: Mapping[str, Any]) -> TurnRow:
         TurnRecord.from_dict(document),
         Feedback.from_dict(feedback) if isinstance(feedback, Mapping) else None,
     )
+
+
+def charge_of(document: Mapping[str, Any]) -> Charge:
+    """A turn document as a budget counts it (see `TurnStore.charges_since`)."""
+    tokens = int(document.get("input_tokens") or 0) + int(document.get("output_tokens") or 0)
+    cost = float(document.get("cost") or 0.0) + float(document.get("summary_cost") or 0.0)
+    return Charge(str(document["completed_at"]), round(cost, 8), tokens)
 
 
 def summary_document(summary: SessionSummary) -> dict[str, Any]:

@@ -14,10 +14,11 @@ from typing import Any
 
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
+from shared.domain.budget import Charge
 from shared.domain.feedback import Feedback
 from shared.domain.records import TurnRecord, TurnRow
 from shared.storage.cosmos import CosmosDatabase
-from shared.storage.documents import differs, stored_fields, turn_document, turn_row
+from shared.storage.documents import charge_of, differs, stored_fields, turn_document, turn_row
 
 _WRITERS = 8  # concurrent upserts when many turns are written at once (an import)
 
@@ -56,6 +57,19 @@ class TurnStore:
         query = "SELECT * FROM c WHERE c.userId = @owner AND c.type = 'turn'"
         items = await self._database.query("turns", query, [{"name": "@owner", "value": owner}])
         return [turn_row(item) for item in items]
+
+    async def charges_since(self, owner: str, since: str) -> tuple[dict[str, Charge], float]:
+        """The owner's turns that ran (not imported or forked copies) completed since `since` (ISO), as budgets
+        count them, by document id; and the request charge of the read in RU (cross-partition: turns are
+        partitioned by session)."""
+        query = (
+            "SELECT c.id, c.backend, c.cost, c.summary_cost, c.input_tokens, c.output_tokens, c.completed_at FROM c "
+            "WHERE c.userId = @owner AND c.type = 'turn' AND c.completed_at >= @since"
+        )
+        parameters: list[dict[str, Any]] = [{"name": "@owner", "value": owner}, {"name": "@since", "value": since}]
+        charges: list[float] = []
+        items = await self._database.query("turns", query, parameters, charges=charges)
+        return {str(item["id"]): charge_of(item) for item in items if item.get("backend")}, sum(charges)
 
     async def routed_since(self, since: str) -> list[dict[str, Any]]:
         """Every owner's turns completed since `since` (ISO): their routing fields and feedback, for calibration

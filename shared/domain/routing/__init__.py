@@ -23,6 +23,7 @@ from shared.domain.routing.decision import (
     RouterConfig,
     decide,
     fallback_chain,
+    redirected,
     shadow_decision,
 )
 from shared.domain.routing.rules import ROUTER_VERSION, WEIGHTS, score
@@ -45,6 +46,7 @@ __all__ = [
     "UnknownRoute",
     "decide",
     "fallback_chain",
+    "redirected",
     "score",
     "shadow_decision",
 ]

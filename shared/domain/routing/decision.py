@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared.domain.backends import BACKENDS, ROUTES, STRONG_BACKENDS, canonical
 from shared.domain.errors import BackendNotConfigured, NoBackendConfigured, UnknownRoute
@@ -203,6 +203,19 @@ def decide(
         follow_up=assessed.follow_up,
         auto_backend=auto.backend,
     )
+
+
+def redirected(decision: Decision, backend: str, why: str, previous_backend: str | None) -> Decision:
+    """The decision sent to `backend` instead, for a reason of the service's own (a budget): the reason says why,
+    and the switch from the previous turn's backend is told for the backend that will really answer."""
+    reason = decision.reason
+    if decision.switched_from is not None:
+        reason = reason.rsplit("; switched from ", 1)[0]
+    reason += f"; {why}"
+    switched_from = previous_backend if previous_backend is not None and previous_backend != backend else None
+    if switched_from is not None:
+        reason += f"; switched from {switched_from}"
+    return replace(decision, backend=backend, reason=reason, switched_from=switched_from)
 
 
 def shadow_decision(
