@@ -40,6 +40,10 @@ REPOS = {
     "math500": ("wulei20+AML_HW4_Infer", "1460fcce590211503876311be7fdb1103117afd4"),
     "mbpp": ("Yogi-20MIS7040+DL", "d662033c07e0645e9334676c2e264beff68e5a8f"),
     "kk": ("zhebushipinyin+Tom-RL", "463b2d5ffd5d25061829459217b93634a336cb94"),
+    "byox": ("codecrafters-io+build-your-own-x", "264b4547b30e8e700afd260751b5e13f8bc61275"),
+    "karan": ("karan+Projects", "10ed1c05166c66aa1b1085b92d95b67ad5268182"),
+    "dsi": ("alexeygrigorev+data-science-interviews", "83a2fefb2f0cef229c0b96a729e8ce73e540ddc8"),
+    "sdp": ("donnemartin+system-design-primer", "ae9bbd7b02d90b9866215de185217d33f39ab733"),
 }
 
 
@@ -437,6 +441,8 @@ def main() -> None:
     parser.add_argument("--dump-mtb101", action="store_true", help="print the sampled MT-Bench-101 dialogues")
     args = parser.parse_args()
     m = Mirrors(args.mirrors)
+    from tools.router_corpus.public_tech import build_your_own_x, ds_interviews, karan_projects, system_design
+
     if args.dump_mtb101:
         for r in mtb101_sample(m):
             print(f"## {r['id']} {r['task']}")
@@ -454,6 +460,10 @@ def main() -> None:
         + knights_knaves(m)
         + vicuna(m)
         + long_easy(m)
+        + build_your_own_x(m)
+        + karan_projects(m)
+        + ds_interviews(m)
+        + system_design(m)
         + handwritten_single()
     )
     seen: set[str] = set()
