@@ -44,6 +44,8 @@ REPOS = {
     "karan": ("karan+Projects", "10ed1c05166c66aa1b1085b92d95b67ad5268182"),
     "dsi": ("alexeygrigorev+data-science-interviews", "83a2fefb2f0cef229c0b96a729e8ce73e540ddc8"),
     "sdp": ("donnemartin+system-design-primer", "ae9bbd7b02d90b9866215de185217d33f39ab733"),
+    # prompts.csv as of January 2025 (170 prompts); later commits turned the repository into a web site
+    "acp": ("f+awesome-chatgpt-prompts", "32cb65f4bae5f46bfa7c1cb8af2aeb6c1a57b098"),
 }
 
 
@@ -441,7 +443,13 @@ def main() -> None:
     parser.add_argument("--dump-mtb101", action="store_true", help="print the sampled MT-Bench-101 dialogues")
     args = parser.parse_args()
     m = Mirrors(args.mirrors)
-    from tools.router_corpus.public_tech import build_your_own_x, ds_interviews, karan_projects, system_design
+    from tools.router_corpus.public_tech import (
+        act_as_prompts,
+        build_your_own_x,
+        ds_interviews,
+        karan_projects,
+        system_design,
+    )
 
     if args.dump_mtb101:
         for r in mtb101_sample(m):
@@ -464,6 +472,7 @@ def main() -> None:
         + karan_projects(m)
         + ds_interviews(m)
         + system_design(m)
+        + act_as_prompts(m)
         + handwritten_single()
     )
     seen: set[str] = set()

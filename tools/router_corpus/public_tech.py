@@ -14,12 +14,19 @@ Four CC0 / MIT / CC BY 4.0 sources (SOURCES.md has commits and licences), each l
 - donnemartin/system-design-primer (CC BY 4.0): the system design questions ``cloud``; the object-oriented design
   exercises labelled one by one (``system_design``).
 
+- f/awesome-chatgpt-prompts (CC0): "act as ..." role prompts, each with its first request, labelled one by one:
+  simulators, everyday advice, creative writing and coaching ``local``; expert deliverables (a smart contract
+  with code, a security strategy, a diagnosis or treatment plan, a legal agreement, a multi-part application, a
+  Fermi estimate, reviewing a scientific paper) ``cloud`` (``roleplay``).
+
 The request wording around a title is ours (templates below, picked by a seeded hash), so that no one phrasing
 becomes a cue.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from typing import Any
 
@@ -216,4 +223,41 @@ def system_design(m: Mirrors) -> list[dict[str, Any]]:
         text = q + "." if label == "local" else SDP_TEMPLATES[n].format(q=q, q_lower=q[0].lower() + q[1:])
         ident = "sdp-" + re.sub(r"[^a-z0-9]+", "-", q.lower()).strip("-")[:60]
         out.append(_item(ident, text, label, "system_design", "system-design-primer"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# awesome-chatgpt-prompts
+# ----------------------------------------------------------------------------------------------------------------
+
+# Judged one by one (the row's "act"): what the first request asks for is an expert deliverable.
+ACP_CLOUD = {
+    "An Ethereum Developer",
+    "SEO Prompt",
+    "Cyber Security Specialist",
+    "AI Assisted Doctor",
+    "Doctor",
+    "Accountant",
+    "Statistician",
+    "IT Architect",
+    "Journal Reviewer",
+    "Car Navigation System",
+    "Chess Player",
+    "Fullstack Software Developer",
+    "Senior Frontend Developer",
+    "Startup Tech Lawyer",
+    "Chemical reactor",
+}
+
+
+def act_as_prompts(m: Mirrors) -> list[dict[str, Any]]:
+    rows = list(csv.DictReader(io.StringIO(m.show("acp", "prompts.csv").decode())))
+    out = []
+    for row in rows:
+        act = row["act"].strip()
+        label = "cloud" if act in ACP_CLOUD else "local"
+        ident = "acp-" + re.sub(r"[^a-z0-9]+", "-", act.lower()).strip("-")[:50]
+        out.append(_item(ident, row["prompt"], label, "roleplay", "awesome-chatgpt-prompts"))
+    found = {it["id"] for it in out if it["label"] == "cloud"}
+    assert len(found) == len(ACP_CLOUD), "an ACP_CLOUD act is not in the file"
     return out
