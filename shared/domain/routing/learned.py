@@ -36,7 +36,6 @@ Everything here is pure: the weights file is read once, on first use; no clock, 
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -132,15 +131,28 @@ def score(text: str, prior: float | None = None, top: int = 4) -> Scored:
     ``logit(prior) - logit(corpus rate)``.
     """
     model = _model()
-    weights = model.weights
-    hits = [(f, weights[f]) for f in model.spec.feature_set(text) if f in weights]
+    get = model.weights.get
+    hits = []
+    for name in model.spec.feature_set(text):
+        weight = get(name)
+        if weight is not None:
+            hits.append((name, weight))
     z = model.bias + math.fsum(w for _, w in hits)
     if prior is not None:
         z += _logit(prior) - _logit(model.cloud_share)
-    if not top:
-        return Scored(_sigmoid(z), ())
-    strongest = heapq.nsmallest(top, hits, key=lambda fw: (-abs(fw[1]), fw[0]))
-    return Scored(_sigmoid(z), tuple(strongest))
+    return Scored(_sigmoid(z), _strongest(hits, top))
+
+
+def _strongest(hits: list[tuple[str, float]], top: int) -> tuple[tuple[str, float], ...]:
+    """The ``top`` hits of largest absolute weight (ties by name): a cheap pre-filter, then a sort."""
+    if top <= 0:
+        return ()
+    for floor in (0.5, 0.2, 0.0):
+        strong = [hit for hit in hits if hit[1] >= floor or hit[1] <= -floor]
+        if len(strong) >= top or floor == 0.0:
+            strong.sort(key=lambda fw: (-abs(fw[1]), fw[0]))
+            return tuple(strong[:top])
+    return ()  # pragma: no cover - the loop always returns at floor 0
 
 
 def probability(text: str, prior: float | None = None) -> float:

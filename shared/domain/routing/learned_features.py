@@ -94,7 +94,7 @@ class FeatureSpec:
     def _lexical(self, toks: list[str]) -> set[str]:
         stop = self.stop
         feats = {"w:" + t for t in toks if t not in stop}
-        feats.update(f"b:{a} {b}" for a, b in zip(toks, toks[1:], strict=False) if not (a in stop and b in stop))
+        feats |= {f"b:{a} {b}" for a, b in zip(toks, toks[1:], strict=False) if a not in stop or b not in stop}
         if not toks:
             return feats
         feats.add("first:" + toks[0])
