@@ -108,6 +108,25 @@ def mawps_svamp(m: Mirrors) -> list[dict[str, Any]]:
     return out
 
 
+def college_and_aqua(m: Mirrors) -> list[dict[str, Any]]:
+    """University linear algebra exercises (the CC BY part of Qwen's college_math) and AQuA algebra word
+    problems with their answer choices: multi-step computations, cloud."""
+    out = []
+    rows = [
+        r
+        for r in m.jsonl("qwen", "evaluation/data/college_math/test.jsonl")
+        if r["data_topic"] == "college_math.linear_algebra" and "(CC BY)" in r["license"]
+    ]
+    for r in _sample(rows, 60, "college-la", lambda r: r["question_number"] + r["question"]):
+        ident = _key("college-la-id", r["question_number"], r["question"])[:12]
+        out.append(_item(f"college-la-{ident}", r["question"], "cloud", "college_math", "college-math-linear-algebra"))
+    rows = m.jsonl("qwen", "evaluation/data/aqua/test.jsonl")
+    for i, r in _sample(list(enumerate(rows)), 60, "aqua", lambda x: x[0]):
+        text = f"{r['question'].strip()}\nAnswer choices: {' '.join(r['options'])}"
+        out.append(_item(f"aqua-test-{i}", text, "cloud", "word_problem_aqua", "aqua"))
+    return out
+
+
 def math_competition(m: Mirrors) -> list[dict[str, Any]]:
     out = []
     rows = m.jsonl("math500", "data/math500/test1.jsonl")
@@ -461,6 +480,7 @@ def main() -> None:
     single = (
         gsm8k(m)
         + mawps_svamp(m)
+        + college_and_aqua(m)
         + math_competition(m)
         + clinc(m)
         + efficientqa(m)
