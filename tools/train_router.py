@@ -61,7 +61,9 @@ COMMON_WORDS = 25_000  # the most frequent English words (wordfreq, small list) 
 def common_words() -> str:
     import wordfreq  # training-time only (requirements-train.txt)
 
-    words = {w for w in wordfreq.top_n_list("en", COMMON_WORDS, wordlist="small") if re.fullmatch(r"[a-z']+", w)}
+    # only words of 4+ letters are ever looked up (learned_features.Patterns.lower_word)
+    top = wordfreq.top_n_list("en", COMMON_WORDS, wordlist="small")
+    words = {w for w in top if len(w) >= 4 and re.fullmatch(r"[a-z']+", w)}
     return " ".join(sorted(words))
 
 

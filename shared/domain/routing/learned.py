@@ -38,8 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.domain.routing.learned_model import (
     MODEL_VERSION,
@@ -114,8 +113,7 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-@dataclass(frozen=True)
-class Scored:
+class Scored(NamedTuple):
     probability: float
     top: tuple[tuple[str, float], ...]  # the strongest contributions, strongest first
 
@@ -175,8 +173,7 @@ def default_threshold() -> float:
 # --------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Routed:
+class Routed(NamedTuple):
     cloud: bool  # True: the strong model
     complexity: float  # the probability used for the decision (store it as the turn's complexity)
     own: float  # the message's own probability
@@ -213,7 +210,7 @@ def route(
 ) -> Routed:
     """Decide one turn. ``history``: the session's earlier turns, oldest first (the newest last). ``decay``:
     another conversation decay than the trained one (the trainer tunes it with this)."""
-    model = _model() if discount is None else replace(_model(), rewrite_discount=discount)
+    model = _model() if discount is None else _model()._replace(rewrite_discount=discount)
     cut = model.threshold if threshold is None else threshold
     d = model.decay if decay is None else decay
     scored = score(text, prior)

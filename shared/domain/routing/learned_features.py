@@ -11,20 +11,35 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 HEAD_CHARS = 600
 TAIL_CHARS = 150
 NAME_CHARS = 400  # acronyms and code identifiers are looked for in the opening only
 
-_TOKEN_RE = re.compile(r"c\+\+|c#|[a-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*|[$%=+*/^<>\\{}()\[\]#`|_~?!:;-]")
-_LIST_ITEM_RE = re.compile(r"(?:\d{1,2}[.)]|[-*•])[ \t]+\S")
-_LATEX_RE = re.compile(r"\\[a-zA-Z]+|\$[^$\n]{1,200}\$")
-_ACRONYM_RE = re.compile(r"\b[A-Z][A-Z0-9]{1,6}s?\b")
-# camelCase and PascalCase names (PyTorch, HyperLogLog, useEffect), snake_case names, calls: code().
-_IDENTIFIER_RE = re.compile(r"\b(?:[A-Z]?[a-z]+[A-Z][A-Za-z]*|[a-z]+_[a-z_]+|\w+\(\))")
-_LOWER_WORD_RE = re.compile(r"(?<![\w'])[a-z][a-z']{3,}\b")
+
+class Patterns(NamedTuple):
+    """The regular expressions the features use, compiled when the model is loaded (not at import)."""
+
+    token: re.Pattern[str]
+    list_item: re.Pattern[str]
+    latex: re.Pattern[str]
+    acronym: re.Pattern[str]
+    identifier: re.Pattern[str]  # camelCase and PascalCase (PyTorch, useEffect), snake_case, calls: code()
+    lower_word: re.Pattern[str]  # a lowercase word of 4+ letters (capitalised names are not looked up)
+
+    @classmethod
+    def compile(cls) -> Patterns:
+        return cls(
+            token=re.compile(r"c\+\+|c#|[a-z]+(?:'[a-z]+)?|\d+(?:[.,]\d+)*|[$%=+*/^<>\\{}()\[\]#`|_~?!:;-]"),
+            list_item=re.compile(r"(?:\d{1,2}[.)]|[-*•])[ \t]+\S"),
+            latex=re.compile(r"\\[a-zA-Z]+|\$[^$\n]{1,200}\$"),
+            acronym=re.compile(r"\b[A-Z][A-Z0-9]{1,6}s?\b"),
+            identifier=re.compile(r"\b(?:[A-Z]?[a-z]+[A-Z][A-Za-z]*|[a-z]+_[a-z_]+|\w+\(\))"),
+            lower_word=re.compile(r"(?<![\w'])[a-z][a-z']{3,}\b"),
+        )
+
+
 _MATH_SYMBOLS = frozenset("∫∑∏√∞≤≥≠≈∀∃∈∉⊂⊆∪∩∂∇±÷×⇒⇔ℝℕℤℚπθ")
 
 
@@ -43,17 +58,12 @@ def window(text: str) -> str:
     return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
 
 
-def tokens(text: str) -> list[str]:
-    return ["<n>" if t[0].isdigit() else t for t in _TOKEN_RE.findall(text.lower())]
-
-
 def _words(values: Iterable[str]) -> frozenset[str]:
     return frozenset(str(v) for v in values)
 
 
-@dataclass(frozen=True)
-class FeatureSpec:
-    """The vocabulary the features read, from the ``[features]`` table of the model's vocabulary."""
+class FeatureSpec(NamedTuple):
+    """The vocabulary the features read (the ``[features]`` table of the model's vocabulary) and the patterns."""
 
     stop: frozenset[str]
     fillers: frozenset[str]
@@ -62,6 +72,7 @@ class FeatureSpec:
     lexicons: tuple[tuple[str, frozenset[str]], ...]
     code_keywords: frozenset[str]  # a line opening with one of these looks like code
     common: frozenset[str]  # everyday English words; a word outside them (jargon, names) counts as rare
+    patterns: Patterns
 
     @classmethod
     def from_vocabulary(cls, vocabulary: Mapping[str, Any]) -> FeatureSpec:
@@ -74,6 +85,7 @@ class FeatureSpec:
             lexicons=tuple((name, _words(words)) for name, words in sorted(table["lexicons"].items())),
             code_keywords=_words(table["code_keywords"]),
             common=frozenset(vocabulary.get("common_words", "").split()),
+            patterns=Patterns.compile(),
         )
 
     def features(self, text: str) -> frozenset[str]:
@@ -83,13 +95,17 @@ class FeatureSpec:
     def feature_set(self, text: str) -> set[str]:
         """``features`` as a plain set (what scoring iterates over)."""
         seen = window(text)
-        toks = tokens(seen)
+        toks = self.tokens(seen)
         feats = self._lexical(toks)
-        feats.update(_structure(text, seen, toks, self.code_keywords))
+        feats.update(self._structure(text, seen, toks))
         rare = self._rare(seen)
         if rare:
             feats.add(rare)
         return feats
+
+    def tokens(self, text: str) -> list[str]:
+        """Lowercased word, number (as ``<n>``) and symbol tokens."""
+        return ["<n>" if t[0].isdigit() else t for t in self.patterns.token.findall(text.lower())]
 
     def _lexical(self, toks: list[str]) -> set[str]:
         stop = self.stop
@@ -119,12 +135,15 @@ class FeatureSpec:
         """How many distinct lowercase words (names are capitalised) are outside everyday English."""
         if not self.common:
             return None
-        rare = len(set(_LOWER_WORD_RE.findall(seen)) - self.common)
+        rare = len(set(self.patterns.lower_word.findall(seen)) - self.common)
         return f"rare:{bucket(rare, (1, 2, 3, 5, 8))}"
 
+    def _structure(self, text: str, seen: str, toks: list[str]) -> list[str]:
+        """Length, numbers, lines, code, lists, LaTeX, symbols, acronyms, identifiers."""
+        return _structure(text, seen, toks, self.code_keywords, self.patterns)
 
-def _structure(text: str, seen: str, toks: list[str], keywords: frozenset[str]) -> list[str]:
-    """Length, numbers, lines, code, lists, LaTeX, symbols, acronyms, identifiers."""
+
+def _structure(text: str, seen: str, toks: list[str], keywords: frozenset[str], patterns: Patterns) -> list[str]:
     out = [f"len:{bucket(len(text), (40, 100, 250, 600, 1500))}"]
     numbers = toks.count("<n>")
     if numbers:
@@ -137,21 +156,21 @@ def _structure(text: str, seen: str, toks: list[str], keywords: frozenset[str]) 
     if "```" in seen:
         out.append("s:fence")
     if lines > 1:
-        out += _line_shapes(seen, keywords)
-    if ("\\" in seen or "$" in seen) and _LATEX_RE.search(seen):
+        out += _line_shapes(seen, keywords, patterns.list_item)
+    if ("\\" in seen or "$" in seen) and patterns.latex.search(seen):
         out.append("s:latex")
     if not _MATH_SYMBOLS.isdisjoint(seen):
         out.append("s:math_symbol")
     opening = seen[:NAME_CHARS]
-    acronyms = len(_ACRONYM_RE.findall(opening))
+    acronyms = len(patterns.acronym.findall(opening))
     if acronyms:
         out.append(f"s:acronyms:{bucket(acronyms, (2, 4))}")
-    if _IDENTIFIER_RE.search(opening):
+    if patterns.identifier.search(opening):
         out.append("s:identifier")
     return out
 
 
-def _line_shapes(seen: str, keywords: frozenset[str]) -> list[str]:
+def _line_shapes(seen: str, keywords: frozenset[str], list_item: re.Pattern[str]) -> list[str]:
     """Lines that look like code (indented, ending in ; { }, opening with a keyword) and list items."""
     code = items = 0
     for line in seen.split("\n"):
@@ -164,7 +183,7 @@ def _line_shapes(seen: str, keywords: frozenset[str]) -> list[str]:
             or stripped.split(None, 1)[0] in keywords
         ):
             code += 1
-        if _LIST_ITEM_RE.match(stripped):
+        if list_item.match(stripped):
             items += 1
     out = []
     if code:

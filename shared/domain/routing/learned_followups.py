@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # A follow-up cue counts only in short messages, or in the opening of a long one.
 CUE_WORDS = 40
@@ -29,8 +28,7 @@ def words(text: str) -> list[str]:
     return _WORD_RE.findall(text[:600].lower().replace("’", "'"))
 
 
-@dataclass(frozen=True)
-class FollowUpCues:
+class FollowUpCues(NamedTuple):
     social: frozenset[str]
     reformat_verbs: frozenset[str]
     languages: frozenset[str]

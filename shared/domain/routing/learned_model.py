@@ -17,9 +17,8 @@ import json
 import sys
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.domain.routing.learned_features import FeatureSpec
 from shared.domain.routing.learned_followups import FollowUpCues
@@ -31,8 +30,7 @@ SCALE = 10_000  # weights are stored as round(weight * SCALE), so to 4 decimals
 ENCODING = "names: sorted feature names joined by newlines; values: base64 of little-endian int32 round(w * 10000)"
 
 
-@dataclass(frozen=True)
-class Model:
+class Model(NamedTuple):
     bias: float
     weights: dict[str, float]
     threshold: float
