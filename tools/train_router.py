@@ -33,7 +33,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from shared.domain.routing import learned, learned_model, rules
-from shared.domain.routing.learned_features import HEAD_CHARS, TAIL_CHARS, FeatureSpec
+from shared.domain.routing.learned_features import HEAD_CHARS, TAIL_CHARS, FeatureSpec, encode_word_hashes
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tools" / "router_corpus"
@@ -58,13 +58,13 @@ def load(name: str) -> list[dict[str, Any]]:
 COMMON_WORDS = 25_000  # the most frequent English words (wordfreq, small list) are "common"; others "rare"
 
 
-def common_words() -> str:
+def common_words() -> dict[str, Any]:
     import wordfreq  # training-time only (requirements-train.txt)
 
     # only words of 4+ letters are ever looked up (learned_features.Patterns.lower_word)
     top = wordfreq.top_n_list("en", COMMON_WORDS, wordlist="small")
     words = {w for w in top if len(w) >= 4 and re.fullmatch(r"[a-z']+", w)}
-    return " ".join(sorted(words))
+    return {**encode_word_hashes(words), "words": len(words), "source": f"wordfreq top {COMMON_WORDS} English (small)"}
 
 
 def vocabulary() -> dict[str, Any]:

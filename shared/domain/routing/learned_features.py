@@ -9,7 +9,10 @@ one token (``<n>``), so "4 apples" and "17 apples" look alike. The word lists co
 
 from __future__ import annotations
 
+import binascii
 import re
+import sys
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -51,6 +54,32 @@ def bucket(value: int, edges: Sequence[int]) -> int:
     return len(edges)
 
 
+def word_hash(word: str) -> int:
+    """The crc32 of a word: how the common-word list is stored (a set of ints loads far faster than strings)."""
+    return binascii.crc32(word.encode())
+
+
+def encode_word_hashes(words: Iterable[str]) -> dict[str, str]:
+    hashes = array("I", sorted({word_hash(w) for w in words}))
+    if sys.byteorder != "little":  # pragma: no cover
+        hashes.byteswap()
+    return {"encoding": "base64 of sorted little-endian uint32 crc32(utf-8 word)", "crc32": _b64(hashes.tobytes())}
+
+
+def decode_word_hashes(block: Mapping[str, str] | None) -> frozenset[int]:
+    if not block:
+        return frozenset()
+    hashes = array("I")
+    hashes.frombytes(binascii.a2b_base64(block["crc32"]))
+    if sys.byteorder != "little":  # pragma: no cover
+        hashes.byteswap()
+    return frozenset(hashes)
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode()
+
+
 def window(text: str) -> str:
     """The part of ``text`` whose words are read."""
     if len(text) <= HEAD_CHARS + TAIL_CHARS:
@@ -71,7 +100,7 @@ class FeatureSpec(NamedTuple):
     howto: tuple[str, ...]
     lexicons: tuple[tuple[str, frozenset[str]], ...]
     code_keywords: frozenset[str]  # a line opening with one of these looks like code
-    common: frozenset[str]  # everyday English words; a word outside them (jargon, names) counts as rare
+    common: frozenset[int]  # crc32 of everyday English words; a word outside them (jargon, names) counts as rare
     patterns: Patterns
 
     @classmethod
@@ -84,7 +113,7 @@ class FeatureSpec(NamedTuple):
             howto=tuple(table["howto"]),
             lexicons=tuple((name, _words(words)) for name, words in sorted(table["lexicons"].items())),
             code_keywords=_words(table["code_keywords"]),
-            common=frozenset(vocabulary.get("common_words", "").split()),
+            common=decode_word_hashes(vocabulary.get("common_words")),
             patterns=Patterns.compile(),
         )
 
@@ -135,7 +164,8 @@ class FeatureSpec(NamedTuple):
         """How many distinct lowercase words (names are capitalised) are outside everyday English."""
         if not self.common:
             return None
-        rare = len(set(self.patterns.lower_word.findall(seen)) - self.common)
+        common = self.common
+        rare = sum(1 for w in set(self.patterns.lower_word.findall(seen)) if word_hash(w) not in common)
         return f"rare:{bucket(rare, (1, 2, 3, 5, 8))}"
 
     def _structure(self, text: str, seen: str, toks: list[str]) -> list[str]:

@@ -4,7 +4,7 @@ One JSON document, written by ``python -m tools.train_router``: the vocabulary t
 classifier read (copied from ``learned-v1.toml``), the bias, the weights, the decision threshold, the
 conversation decay, the calibration quantiles and the record of how it was trained and how it scored on dev. The
 weights are stored compactly so that loading stays a few milliseconds: ``names`` is the sorted feature names
-joined by newlines, ``values`` the base64 of their weights times ``SCALE`` as little-endian 32-bit integers.
+joined by newlines, ``values`` the base64 of their weights (rounded to 4 decimals) as little-endian float64.
 ``sha256`` covers the canonical JSON of everything else.
 
 The file is read once, on first use (the first routed turn of a process), not at import.
@@ -26,8 +26,7 @@ from shared.domain.routing.learned_followups import FollowUpCues
 MODEL_VERSION = "learned-v1"
 WEIGHTS_PATH = Path(__file__).with_name("learned-v1.json")
 VOCABULARY_PATH = Path(__file__).with_name("learned-v1.toml")
-SCALE = 10_000  # weights are stored as round(weight * SCALE), so to 4 decimals
-ENCODING = "names: sorted feature names joined by newlines; values: base64 of little-endian int32 round(w * 10000)"
+ENCODING = "names: sorted feature names joined by newlines; values: base64 of their little-endian float64 weights"
 
 
 class Model(NamedTuple):
@@ -44,31 +43,27 @@ class Model(NamedTuple):
     info: dict[str, Any]
 
 
-def _int32() -> array[int]:
-    values = array("i")
-    if values.itemsize != 4:  # pragma: no cover - every platform CPython supports has a 4-byte int
-        values = array("l")
-    return values
-
-
 def encode_weights(weights: Mapping[str, float]) -> dict[str, str]:
     names = sorted(weights)
-    values = _int32()
-    values.extend(round(weights[name] * SCALE) for name in names)
+    values = array("d", (float(weights[name]) for name in names))
     if sys.byteorder != "little":  # pragma: no cover
         values.byteswap()
-    return {"encoding": ENCODING, "names": "\n".join(names), "values": binascii.b2a_base64(values.tobytes()).decode()}
+    return {
+        "encoding": ENCODING,
+        "names": "\n".join(names),
+        "values": binascii.b2a_base64(values.tobytes(), newline=False).decode(),
+    }
 
 
 def decode_weights(block: Mapping[str, str]) -> dict[str, float]:
-    values = _int32()
+    values = array("d")
     values.frombytes(binascii.a2b_base64(block["values"]))
     if sys.byteorder != "little":  # pragma: no cover
         values.byteswap()
     names = block["names"].split("\n") if block["names"] else []
     if len(names) != len(values):
         raise ValueError(f"{len(names)} weight names but {len(values)} values")
-    return {name: value / SCALE for name, value in zip(names, values, strict=True)}
+    return dict(zip(names, values, strict=True))
 
 
 def canonical_payload(doc: Mapping[str, Any]) -> bytes:
