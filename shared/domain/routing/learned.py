@@ -129,24 +129,20 @@ def score(text: str, prior: float | None = None, top: int = 4) -> Scored:
     ``logit(prior) - logit(corpus rate)``.
     """
     model = _model()
-    get = model.weights.get
-    hits = []
-    for name in model.spec.feature_set(text):
-        weight = get(name)
-        if weight is not None:
-            hits.append((name, weight))
-    z = model.bias + math.fsum(w for _, w in hits)
+    names = list(model.spec.feature_set(text))
+    found = list(map(model.weights.get, names))
+    z = model.bias + math.fsum(w for w in found if w is not None)
     if prior is not None:
         z += _logit(prior) - _logit(model.cloud_share)
-    return Scored(_sigmoid(z), _strongest(hits, top))
+    return Scored(_sigmoid(z), _strongest(names, found, top))
 
 
-def _strongest(hits: list[tuple[str, float]], top: int) -> tuple[tuple[str, float], ...]:
-    """The ``top`` hits of largest absolute weight (ties by name): a cheap pre-filter, then a sort."""
+def _strongest(names: list[str], found: list[float | None], top: int) -> tuple[tuple[str, float], ...]:
+    """The ``top`` weighted features of largest absolute weight (ties by name): a cheap pre-filter, then a sort."""
     if top <= 0:
         return ()
     for floor in (0.5, 0.2, 0.0):
-        strong = [hit for hit in hits if hit[1] >= floor or hit[1] <= -floor]
+        strong = [(n, w) for n, w in zip(names, found, strict=True) if w is not None and (w >= floor or w <= -floor)]
         if len(strong) >= top or floor == 0.0:
             strong.sort(key=lambda fw: (-abs(fw[1]), fw[0]))
             return tuple(strong[:top])

@@ -16,9 +16,9 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-HEAD_CHARS = 600
-TAIL_CHARS = 150
-NAME_CHARS = 400  # acronyms and code identifiers are looked for in the opening only
+HEAD_CHARS = 400
+TAIL_CHARS = 100
+NAME_CHARS = 400  # acronyms, code identifiers and rare words are looked for in the opening only
 
 
 class Patterns(NamedTuple):
@@ -30,6 +30,7 @@ class Patterns(NamedTuple):
     acronym: re.Pattern[str]
     identifier: re.Pattern[str]  # camelCase and PascalCase (PyTorch, useEffect), snake_case, calls: code()
     lower_word: re.Pattern[str]  # a lowercase word of 4+ letters (capitalised names are not looked up)
+    math_symbol: re.Pattern[str]
 
     @classmethod
     def compile(cls) -> Patterns:
@@ -38,12 +39,10 @@ class Patterns(NamedTuple):
             list_item=re.compile(r"(?:\d{1,2}[.)]|[-*•])[ \t]+\S"),
             latex=re.compile(r"\\[a-zA-Z]+|\$[^$\n]{1,200}\$"),
             acronym=re.compile(r"\b[A-Z][A-Z0-9]{1,6}s?\b"),
-            identifier=re.compile(r"\b(?:[A-Z]?[a-z]+[A-Z][A-Za-z]*|[a-z]+_[a-z_]+|\w+\(\))"),
+            identifier=re.compile(r"\b(?:[A-Z]?[a-z]++[A-Z][A-Za-z]*|[a-z]++_[a-z_]+|\w++\(\))"),
             lower_word=re.compile(r"(?<![\w'])[a-z][a-z']{3,}\b"),
+            math_symbol=re.compile("[∫∑∏√∞≤≥≠≈∀∃∈∉⊂⊆∪∩∂∇±÷×⇒⇔ℝℕℤℚπθ]"),
         )
-
-
-_MATH_SYMBOLS = frozenset("∫∑∏√∞≤≥≠≈∀∃∈∉⊂⊆∪∩∂∇±÷×⇒⇔ℝℕℤℚπθ")
 
 
 def bucket(value: int, edges: Sequence[int]) -> int:
@@ -165,7 +164,8 @@ class FeatureSpec(NamedTuple):
         if not self.common:
             return None
         common = self.common
-        rare = sum(1 for w in set(self.patterns.lower_word.findall(seen)) if word_hash(w) not in common)
+        opening = set(self.patterns.lower_word.findall(seen, 0, NAME_CHARS))
+        rare = sum(1 for w in opening if word_hash(w) not in common)
         return f"rare:{bucket(rare, (1, 2, 3, 5, 8))}"
 
     def _structure(self, text: str, seen: str, toks: list[str]) -> list[str]:
@@ -189,7 +189,7 @@ def _structure(text: str, seen: str, toks: list[str], keywords: frozenset[str], 
         out += _line_shapes(seen, keywords, patterns.list_item)
     if ("\\" in seen or "$" in seen) and patterns.latex.search(seen):
         out.append("s:latex")
-    if not _MATH_SYMBOLS.isdisjoint(seen):
+    if patterns.math_symbol.search(seen):
         out.append("s:math_symbol")
     opening = seen[:NAME_CHARS]
     acronyms = len(patterns.acronym.findall(opening))
