@@ -248,7 +248,10 @@ def write_weights(doc: dict[str, Any]) -> None:
     doc["sha256"] = learned_model.checksum(doc)
     # One key per line (sha256 last, so the checksum pair reads "sha256": "<hex>"), compact values.
     keys = sorted(k for k in doc if k != "sha256") + ["sha256"]
-    body = ",\n".join(f"{json.dumps(k)}: {json.dumps(doc[k], sort_keys=True, ensure_ascii=False)}" for k in keys)
+    body = ",\n".join(
+        f"{json.dumps(k)}: {json.dumps(doc[k], sort_keys=True, ensure_ascii=False, separators=(',', ':'))}"
+        for k in keys
+    )
     OUT.write_text("{\n" + body + "\n}\n", encoding="utf-8")
     learned.reload()
 
@@ -289,7 +292,7 @@ def document(cfg, bias, weights, threshold, vocab, oof, rows, y, cv) -> dict[str
             "seed": SEED,
         },
         "bias": bias,
-        "weights": learned_model.encode_weights(weights),
+        "weights": dict(sorted(weights.items())),
         "threshold": threshold,
         "conversation": {"decay": 0.9, "lookback": 3},
         "calibration": {

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import binascii
 import re
-import sys
-from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -58,25 +56,12 @@ def word_hash(word: str) -> int:
     return binascii.crc32(word.encode())
 
 
-def encode_word_hashes(words: Iterable[str]) -> dict[str, str]:
-    hashes = array("I", sorted({word_hash(w) for w in words}))
-    if sys.byteorder != "little":  # pragma: no cover
-        hashes.byteswap()
-    return {"encoding": "base64 of sorted little-endian uint32 crc32(utf-8 word)", "crc32": _b64(hashes.tobytes())}
+def encode_word_hashes(words: Iterable[str]) -> dict[str, Any]:
+    return {"encoding": "sorted crc32 of each utf-8 word", "crc32": sorted({word_hash(w) for w in words})}
 
 
-def decode_word_hashes(block: Mapping[str, str] | None) -> frozenset[int]:
-    if not block:
-        return frozenset()
-    hashes = array("I")
-    hashes.frombytes(binascii.a2b_base64(block["crc32"]))
-    if sys.byteorder != "little":  # pragma: no cover
-        hashes.byteswap()
-    return frozenset(hashes)
-
-
-def _b64(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).decode()
+def decode_word_hashes(block: Mapping[str, Any] | None) -> frozenset[int]:
+    return frozenset(block["crc32"]) if block else frozenset()
 
 
 def window(text: str) -> str:
