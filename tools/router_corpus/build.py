@@ -229,6 +229,17 @@ def _mbpp_signature(code: str) -> str | None:
     return f"def {match.group(1)}({match.group(2).strip()}):" if match else None
 
 
+def _doctest(tests: list[str]) -> str:
+    """``assert f(x) == y`` lines as ``>>> f(x)`` / ``y`` doctest lines ("" when one does not fit)."""
+    lines = []
+    for test in tests[:2]:
+        match = re.fullmatch(r"assert\s+(\w+\(.*\))\s*==\s*(.+)", test.strip())
+        if not match:
+            return ""
+        lines.append(f"    >>> {match.group(1)}\n    {match.group(2)}\n")
+    return "".join(lines)
+
+
 def mbpp(m: Mirrors) -> list[dict[str, Any]]:
     rows = m.jsonl("mbpp", "mbpp.jsonl")
     rows = [r for r in rows if isinstance(r.get("task_id"), int)]
@@ -244,6 +255,10 @@ def mbpp(m: Mirrors) -> list[dict[str, Any]]:
             example = r["test_list"][0].replace("assert ", "").strip()
             text = f'{sig}\n    """{doc}\n    Example: {example}\n    """\n'
             out.append(_item(f"mbpp-{r['task_id']}-sig", text, label, category, "mbpp"))
+        elif n % 4 == 2 and sig and _doctest(r["test_list"]):
+            # the doctest style of other code benchmarks (same id as the plain rendering: the split is unchanged)
+            text = f'{sig}\n    """ {r["text"].strip()}\n{_doctest(r["test_list"])}    """\n'
+            out.append(_item(f"mbpp-{r['task_id']}", text, label, category, "mbpp"))
         else:
             out.append(_item(f"mbpp-{r['task_id']}", r["text"], label, category, "mbpp"))
     return out
