@@ -36,6 +36,10 @@ GSM8K_STYLE = (
     "money did the bakery make on Monday than on Tuesday?"
 )
 EASY_POEM = "Write a short poem about the sea."
+GEOMETRY = (
+    "The vertices of a triangle are at (0, 0), (-1, 1) and (3, 3). Find its area and the radius of its incircle, "
+    "and justify each step."
+)
 
 
 def _conversation(texts: list[str]) -> list[learned.Routed]:
@@ -63,6 +67,7 @@ CASES = [
     pytest.param([HARD_TREE], "Instead, could it be done iteratively?", True, id="instead"),
     pytest.param([GSM8K_STYLE], "What if the cookies cost $1.50 instead?", True, id="what-if-word-problem"),
     pytest.param([HARD_PROOF], "Can the bound be improved?", True, id="bound"),
+    pytest.param([GEOMETRY], "What's the area of the circle circumscribing the triangle?", True, id="circumcircle"),
     pytest.param(
         [HARD_DESIGN], "What would change if we also had 200 contractors with read-only access?", True, id="would"
     ),
@@ -79,6 +84,10 @@ CASES = [
     pytest.param([HARD_DESIGN], "Put the recommendation in a table.", False, id="table"),
     pytest.param([HARD_DESIGN], "Turn that into a checklist.", False, id="checklist"),
     pytest.param([HARD_PROOF], "Rewrite the proof in plain English without symbols.", False, id="rewrite-proof"),
+    pytest.param(
+        [HARD_DESIGN], "Rewrite your previous response. Start every sentence with the letter A.", False, id="letter-a"
+    ),
+    pytest.param([HARD_CODE], "Now do the same but output JSON.", False, id="output-json"),
     # thanks, greetings, goodbyes
     pytest.param([HARD_TREE], "thanks!", False, id="thanks-after-hard"),
     pytest.param([HARD_CODE], "Perfect, that works. Thanks a lot!", False, id="closer-after-code"),
