@@ -46,6 +46,7 @@ REPOS = {
     "sdp": ("donnemartin+system-design-primer", "ae9bbd7b02d90b9866215de185217d33f39ab733"),
     # prompts.csv as of January 2025 (170 prompts); later commits turned the repository into a web site
     "acp": ("f+awesome-chatgpt-prompts", "32cb65f4bae5f46bfa7c1cb8af2aeb6c1a57b098"),
+    "bbh": ("suzgunmirac+BIG-Bench-Hard", "9ee07bd481feebf959a6b59d61ea57bdcf30964d"),
 }
 
 
@@ -316,6 +317,33 @@ def knights_knaves(m: Mirrors) -> list[dict[str, Any]]:
     return out
 
 
+# BIG-Bench Hard: the multi-step deduction tasks are logic puzzles (cloud); the one-step judgement tasks
+# (plausibility, counting, adjective order, sarcasm, recommendations) are local.
+BBH_CLOUD = {
+    "logical_deduction_five_objects": 10,
+    "logical_deduction_seven_objects": 8,
+    "tracking_shuffled_objects_five_objects": 10,
+    "tracking_shuffled_objects_seven_objects": 8,
+    "web_of_lies": 10,
+    "temporal_sequences": 8,
+    "navigate": 8,
+    "dyck_languages": 6,
+    "multistep_arithmetic_two": 6,
+    "formal_fallacies": 6,
+}
+BBH_LOCAL = {"sports_understanding": 8, "object_counting": 8, "hyperbaton": 6, "snarks": 6, "movie_recommendation": 6}
+
+
+def bbh(m: Mirrors) -> list[dict[str, Any]]:
+    out = []
+    for tasks, label, category in ((BBH_CLOUD, "cloud", "bbh_reasoning"), (BBH_LOCAL, "local", "bbh_judgement")):
+        for task, n in tasks.items():
+            examples = json.loads(m.show("bbh", f"bbh/{task}.json"))["examples"]
+            for i, ex in _sample(list(enumerate(examples)), n, f"bbh-{task}", lambda x: x[0]):
+                out.append(_item(f"bbh-{task}-{i}", ex["input"], label, category, f"bbh-{task}"))
+    return out
+
+
 # Vicuna bench (80 questions), labelled one by one against the policy. Question 77 is left out: its wording is
 # that of a reserved evaluation question.
 VICUNA_CLOUD = {12, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 62}
@@ -501,6 +529,7 @@ def main() -> None:
         + efficientqa(m)
         + mbpp(m)
         + knights_knaves(m)
+        + bbh(m)
         + vicuna(m)
         + long_easy(m)
         + build_your_own_x(m)
