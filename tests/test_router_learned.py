@@ -1,4 +1,4 @@
-"""learned-v1: the shipped weights' integrity and recorded dev scores, conversation-aware routing, calibration.
+"""learned-v1: the shipped weights' integrity and recorded dev scores, its features, calibration.
 
 Pure: no fixtures, no I/O beyond reading the weights file and the corpus' dev split. Timing is not asserted
 (see ``python -m bench.routing_eval``).
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from shared.domain.routing import learned
+from shared.domain.routing import learned, learned_features, learned_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tools" / "router_corpus"
@@ -54,14 +56,47 @@ def test_weights_file_matches_its_checksum() -> None:
     assert not learned.verify_checksum(tampered)
 
 
+def test_checksum_pair_reads_as_the_secrets_scan_waiver_expects() -> None:
+    text = learned.WEIGHTS_PATH.read_text(encoding="utf-8")
+    assert len(re.findall(r'"sha256": ?"[0-9a-f]{64}"', text)) == 1
+
+
 def test_weights_file_has_what_the_runtime_and_the_record_need() -> None:
     doc = _doc()
     assert 0.0 < doc["threshold"] < 1.0
     assert 0.0 < doc["conversation"]["decay"] <= 1.0
     q = doc["calibration"]["quantiles"]
     assert len(q) == 101 and q == sorted(q) and q[0] >= 0.0 and q[-1] <= 1.0
-    assert doc["weights"] and all(isinstance(w, float | int) for w in doc["weights"].values())
+    weights = learned_model.decode_weights(doc["weights"])
+    assert len(weights) > 100 and all(isinstance(w, float) for w in weights.values())
+    assert weights == learned._model().weights
     assert {"single_turn_agreement", "follow_up_agreement", "cloud_share"} <= set(doc["dev_scores"])
+
+
+def test_weights_are_checked_when_read() -> None:
+    assert learned_model.decode_weights({"w:explain": 1.2345, "len:3": -2.0}) == {"w:explain": 1.2345, "len:3": -2.0}
+    with pytest.raises(ValueError, match="finite"):
+        learned_model.decode_weights({"w:explain": math.inf})
+    with pytest.raises(TypeError):
+        learned_model.decode_weights({"w:explain": "1.5"})
+
+
+def test_nothing_in_the_weights_file_looks_like_a_secret_but_its_checksum() -> None:
+    """Long base64 or hex strings would trip the secrets scan; only the sha256 line is waived."""
+    for number, line in enumerate(learned.WEIGHTS_PATH.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.startswith('"sha256"'):
+            assert not re.search(r'"[A-Za-z0-9+/=]{40,}"', line), number
+
+
+def test_shipped_vocabulary_is_the_toml_source() -> None:
+    """learned-v1.toml is edited by hand; the weights file carries the copy the model was trained with."""
+    with learned_model.VOCABULARY_PATH.open("rb") as fh:
+        source = tomllib.load(fh)
+    shipped = _doc()["vocabulary"]
+    assert {k: shipped[k] for k in source} == source, "learned-v1.toml changed: retrain (python -m tools.train_router)"
+    common = learned_features.decode_word_hashes(shipped["common_words"])
+    assert shipped["common_words"]["words"] >= len(common) > 10_000  # (crc32 may merge a pair or two)
+    assert learned_features.word_hash("which") in common and learned_features.word_hash("hyperloglog") not in common
 
 
 def test_recorded_dev_scores_are_reproduced() -> None:
@@ -122,6 +157,23 @@ def test_single_turns(text: str, cloud: bool) -> None:
     assert learned.route(text).cloud is cloud, learned.route(text).reason
 
 
+def test_probability_is_the_logistic_of_the_feature_weights() -> None:
+    model = learned._model()
+    for text in (GSM8K_STYLE, "hi", "Write a Rust B+ tree with range scans and explain the node split."):
+        z = model.bias + math.fsum(model.weights.get(f, 0.0) for f in learned.features(text))
+        assert learned.probability(text) == pytest.approx(1 / (1 + math.exp(-z)), abs=1e-12)
+
+
+def test_words_are_read_from_the_head_and_the_tail_of_a_long_message() -> None:
+    passage = "The quick brown fox jumps over the lazy dog. " * 200
+    text = "Proofread the following text:\n" + passage + "\nThen translate the last sentence into Welsh."
+    seen = learned_features.window(text)
+    assert len(seen) == learned_features.HEAD_CHARS + learned_features.TAIL_CHARS + 1
+    feats = learned.features(text)
+    assert {"w:proofread", "w:welsh", "first:proofread"} <= feats
+    assert "len:5" in feats
+
+
 def test_probability_is_deterministic_and_bounded() -> None:
     text = "Design a multi-region database failover plan with RPO under 5 seconds."
     first = learned.probability(text)
@@ -145,95 +197,8 @@ def test_explanation_names_contributing_features() -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Conversations: (earlier turns, new message, expected cloud?)
+# Conversations (the table of cases is tests/test_router_conversations.py)
 # --------------------------------------------------------------------------------------------------------------
-
-HARD_TREE = (
-    "Write a function that returns the maximum path sum in a binary tree, where a path can start and end at any node."
-)
-HARD_CODE = (
-    "My Python function is too slow for 1 million items:\n```python\ndef pairs(nums, t):\n"
-    "    for i in range(len(nums)):\n"
-    "        for j in range(i + 1, len(nums)):\n            if nums[i] + nums[j] == t:\n                return True\n"
-    "    return False\n```\nMake it fast and explain the complexity."
-)
-HARD_DESIGN = (
-    "Design a multi-region active-active architecture for an order service that must tolerate the loss of a region, "
-    "keep p99 latency under 200 ms and never lose an acknowledged write. Analyse the consistency trade-offs."
-)
-HARD_NEW = (
-    "Design a sharded counter service that supports 1 million increments per second with eventually consistent "
-    "reads, and analyse the trade-offs between accuracy and cost."
-)
-
-CONVERSATIONS = [
-    pytest.param(
-        [HARD_TREE], "What if the problem changed from a binary tree to a ternary tree?", True, id="what-if-after-hard"
-    ),
-    pytest.param([HARD_TREE], "thanks!", False, id="thanks-after-hard"),
-    pytest.param([HARD_DESIGN], "Translate your answer to French", False, id="translate-after-hard"),
-    pytest.param(["hi there", "I'm fine, how are you?"], HARD_NEW, True, id="hard-after-small-talk"),
-    pytest.param([HARD_CODE], "Can you parallelize it?", True, id="parallelize-it"),
-    pytest.param([HARD_CODE], "Now make it return all such pairs without duplicates.", True, id="now-make-it"),
-    pytest.param([HARD_CODE], "Perfect, that works. Thanks a lot!", False, id="closer-after-code"),
-    pytest.param([HARD_DESIGN], "great, bye", False, id="bye-after-hard"),
-    pytest.param([HARD_DESIGN], "Summarize that in three bullet points.", False, id="summarize-after-hard"),
-    pytest.param([HARD_DESIGN], "Can you shorten that to one paragraph?", False, id="shorten-after-hard"),
-    pytest.param(
-        [HARD_DESIGN], "How would the design change if reads must be strongly consistent?", True, id="design-change"
-    ),
-    pytest.param([HARD_DESIGN], "By the way, what's the capital of Australia?", False, id="easy-new-after-hard"),
-    pytest.param([HARD_DESIGN], "What is the capital of Peru?", False, id="capital-after-hard"),
-    pytest.param([HARD_TREE], "Why did you need recursion there?", True, id="why-after-hard"),
-    pytest.param([HARD_TREE], "Can you also handle negative values in the code?", True, id="also-handle"),
-    pytest.param([HARD_TREE], "Instead, could it be done iteratively?", True, id="instead"),
-    pytest.param(
-        [HARD_DESIGN, "Make it shorter."],
-        "What if we also need to support a third region in Asia?",
-        True,
-        id="builds-on-hard-after-reformat",
-    ),
-    pytest.param(["What is the capital of Peru?"], "And what's its population?", False, id="follow-up-on-easy"),
-    pytest.param(["Write a short poem about the sea."], "Make it rhyme.", False, id="edit-easy-poem"),
-    pytest.param(
-        ["Write a short poem about the sea.", "Make it rhyme."], "Now make it shorter.", False, id="shorter-poem"
-    ),
-    pytest.param(
-        ["hello"],
-        "Compare token bucket and sliding window rate limiting and analyze the trade-offs step by step",
-        True,
-        id="token-bucket-after-hello",
-    ),
-    pytest.param(["What is 12 times 12?"], GSM8K_STYLE, True, id="word-problem-after-arithmetic"),
-    pytest.param([HARD_CODE], "Add comments to the code.", False, id="add-comments"),
-    pytest.param([HARD_DESIGN], "Put the recommendation in a table.", False, id="table"),
-    pytest.param([GSM8K_STYLE], "What if the cookies cost $1.50 instead?", True, id="what-if-word-problem"),
-    pytest.param(["Translate 'I love books' into Spanish."], "And into Italian?", False, id="translate-chain"),
-    pytest.param(["Good evening!", "Can you give me a synonym for quick?"], HARD_NEW, True, id="hard-after-easy-turns"),
-]
-
-
-@pytest.mark.parametrize(("earlier", "message", "cloud"), CONVERSATIONS)
-def test_conversation_routing(earlier: list[str], message: str, cloud: bool) -> None:
-    routed = _conversation([*earlier, message])[-1]
-    assert routed.cloud is cloud, routed.reason
-
-
-@pytest.mark.parametrize(
-    ("message", "kind"),
-    [
-        ("thanks!", "social"),
-        ("great, bye", "social"),
-        ("Translate your answer to French", "reformat"),
-        ("Summarize that in three bullet points.", "reformat"),
-        ("What if the problem changed from a binary tree to a ternary tree?", "reference"),
-        ("Can you parallelize it?", "reference"),
-        ("Unrelated: what time zone is London in?", "new_topic"),
-        (HARD_NEW, "none"),
-    ],
-)
-def test_follow_up_kind(message: str, kind: str) -> None:
-    assert learned.follow_up_kind(message) == kind
 
 
 def test_imported_turn_without_complexity_is_handled() -> None:
@@ -242,6 +207,11 @@ def test_imported_turn_without_complexity_is_handled() -> None:
     assert learned.route("Can you parallelize it?", history).complexity <= 0.5
     nan = [learned.PriorTurn(backend=None, complexity=math.nan)]
     assert learned.conversation_difficulty(nan) == 0.0
+
+
+def test_inherited_difficulty_looks_back_a_few_turns_only() -> None:
+    hard_then_easy = [learned.PriorTurn(None, 0.95)] + [learned.PriorTurn(None, 0.01)] * 5
+    assert learned.conversation_difficulty(hard_then_easy) < 0.05
 
 
 def test_inherited_difficulty_decays_with_distance() -> None:

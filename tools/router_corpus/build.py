@@ -40,6 +40,13 @@ REPOS = {
     "math500": ("wulei20+AML_HW4_Infer", "1460fcce590211503876311be7fdb1103117afd4"),
     "mbpp": ("Yogi-20MIS7040+DL", "d662033c07e0645e9334676c2e264beff68e5a8f"),
     "kk": ("zhebushipinyin+Tom-RL", "463b2d5ffd5d25061829459217b93634a336cb94"),
+    "byox": ("codecrafters-io+build-your-own-x", "264b4547b30e8e700afd260751b5e13f8bc61275"),
+    "karan": ("karan+Projects", "10ed1c05166c66aa1b1085b92d95b67ad5268182"),
+    "dsi": ("alexeygrigorev+data-science-interviews", "83a2fefb2f0cef229c0b96a729e8ce73e540ddc8"),
+    "sdp": ("donnemartin+system-design-primer", "ae9bbd7b02d90b9866215de185217d33f39ab733"),
+    # prompts.csv as of January 2025 (170 prompts); later commits turned the repository into a web site
+    "acp": ("f+awesome-chatgpt-prompts", "32cb65f4bae5f46bfa7c1cb8af2aeb6c1a57b098"),
+    "bbh": ("suzgunmirac+BIG-Bench-Hard", "9ee07bd481feebf959a6b59d61ea57bdcf30964d"),
 }
 
 
@@ -99,6 +106,25 @@ def mawps_svamp(m: Mirrors) -> list[dict[str, Any]]:
         body = r["Body"].strip()
         body = body if body.endswith(".") else body + "."
         out.append(_item(f"svamp-{r['ID']}", f"{body} {r['Question'].strip()}", "local", "arith_single", "svamp"))
+    return out
+
+
+def college_and_aqua(m: Mirrors) -> list[dict[str, Any]]:
+    """University linear algebra exercises (the CC BY part of Qwen's college_math) and AQuA algebra word
+    problems with their answer choices: multi-step computations, cloud."""
+    out = []
+    rows = [
+        r
+        for r in m.jsonl("qwen", "evaluation/data/college_math/test.jsonl")
+        if r["data_topic"] == "college_math.linear_algebra" and "(CC BY)" in r["license"]
+    ]
+    for r in _sample(rows, 60, "college-la", lambda r: r["question_number"] + r["question"]):
+        ident = _key("college-la-id", r["question_number"], r["question"])[:12]
+        out.append(_item(f"college-la-{ident}", r["question"], "cloud", "college_math", "college-math-linear-algebra"))
+    rows = m.jsonl("qwen", "evaluation/data/aqua/test.jsonl")
+    for i, r in _sample(list(enumerate(rows)), 60, "aqua", lambda x: x[0]):
+        text = f"{r['question'].strip()}\nAnswer choices: {' '.join(r['options'])}"
+        out.append(_item(f"aqua-test-{i}", text, "cloud", "word_problem_aqua", "aqua"))
     return out
 
 
@@ -204,6 +230,17 @@ def _mbpp_signature(code: str) -> str | None:
     return f"def {match.group(1)}({match.group(2).strip()}):" if match else None
 
 
+def _doctest(tests: list[str]) -> str:
+    """``assert f(x) == y`` lines as ``>>> f(x)`` / ``y`` doctest lines ("" when one does not fit)."""
+    lines = []
+    for test in tests[:2]:
+        match = re.fullmatch(r"assert\s+(\w+\(.*\))\s*==\s*(.+)", test.strip())
+        if not match:
+            return ""
+        lines.append(f"    >>> {match.group(1)}\n    {match.group(2)}\n")
+    return "".join(lines)
+
+
 def mbpp(m: Mirrors) -> list[dict[str, Any]]:
     rows = m.jsonl("mbpp", "mbpp.jsonl")
     rows = [r for r in rows if isinstance(r.get("task_id"), int)]
@@ -219,6 +256,10 @@ def mbpp(m: Mirrors) -> list[dict[str, Any]]:
             example = r["test_list"][0].replace("assert ", "").strip()
             text = f'{sig}\n    """{doc}\n    Example: {example}\n    """\n'
             out.append(_item(f"mbpp-{r['task_id']}-sig", text, label, category, "mbpp"))
+        elif n % 4 == 2 and sig and _doctest(r["test_list"]):
+            # the doctest style of other code benchmarks (same id as the plain rendering: the split is unchanged)
+            text = f'{sig}\n    """ {r["text"].strip()}\n{_doctest(r["test_list"])}    """\n'
+            out.append(_item(f"mbpp-{r['task_id']}", text, label, category, "mbpp"))
         else:
             out.append(_item(f"mbpp-{r['task_id']}", r["text"], label, category, "mbpp"))
     return out
@@ -273,6 +314,33 @@ def knights_knaves(m: Mirrors) -> list[dict[str, Any]]:
         table = pq.read_table(io.BytesIO(m.show("kk", f"data/kk/instruct/{people}ppl/train.parquet"))).to_pylist()
         for i, r in _sample(list(enumerate(table)), 9, f"kk-{people}", lambda x: x[0]):
             out.append(_item(f"kk-{people}ppl-train-{i}", r["quiz"], "cloud", "logic_puzzle", "knights-knaves"))
+    return out
+
+
+# BIG-Bench Hard: the multi-step deduction tasks are logic puzzles (cloud); the one-step judgement tasks
+# (plausibility, counting, adjective order, sarcasm, recommendations) are local.
+BBH_CLOUD = {
+    "logical_deduction_five_objects": 10,
+    "logical_deduction_seven_objects": 8,
+    "tracking_shuffled_objects_five_objects": 10,
+    "tracking_shuffled_objects_seven_objects": 8,
+    "web_of_lies": 10,
+    "temporal_sequences": 8,
+    "navigate": 8,
+    "dyck_languages": 6,
+    "multistep_arithmetic_two": 6,
+    "formal_fallacies": 6,
+}
+BBH_LOCAL = {"sports_understanding": 8, "object_counting": 8, "hyperbaton": 6, "snarks": 6, "movie_recommendation": 6}
+
+
+def bbh(m: Mirrors) -> list[dict[str, Any]]:
+    out = []
+    for tasks, label, category in ((BBH_CLOUD, "cloud", "bbh_reasoning"), (BBH_LOCAL, "local", "bbh_judgement")):
+        for task, n in tasks.items():
+            examples = json.loads(m.show("bbh", f"bbh/{task}.json"))["examples"]
+            for i, ex in _sample(list(enumerate(examples)), n, f"bbh-{task}", lambda x: x[0]):
+                out.append(_item(f"bbh-{task}-{i}", ex["input"], label, category, f"bbh-{task}"))
     return out
 
 
@@ -437,6 +505,14 @@ def main() -> None:
     parser.add_argument("--dump-mtb101", action="store_true", help="print the sampled MT-Bench-101 dialogues")
     args = parser.parse_args()
     m = Mirrors(args.mirrors)
+    from tools.router_corpus.public_tech import (
+        act_as_prompts,
+        build_your_own_x,
+        ds_interviews,
+        karan_projects,
+        system_design,
+    )
+
     if args.dump_mtb101:
         for r in mtb101_sample(m):
             print(f"## {r['id']} {r['task']}")
@@ -447,13 +523,20 @@ def main() -> None:
     single = (
         gsm8k(m)
         + mawps_svamp(m)
+        + college_and_aqua(m)
         + math_competition(m)
         + clinc(m)
         + efficientqa(m)
         + mbpp(m)
         + knights_knaves(m)
+        + bbh(m)
         + vicuna(m)
         + long_easy(m)
+        + build_your_own_x(m)
+        + karan_projects(m)
+        + ds_interviews(m)
+        + system_design(m)
+        + act_as_prompts(m)
         + handwritten_single()
     )
     seen: set[str] = set()
