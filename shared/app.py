@@ -26,7 +26,7 @@ from shared.services.feedback import TurnFeedback
 from shared.services.reconcile import Reconciler
 from shared.services.retention import JobReport, Retention, RetentionPolicy
 from shared.services.transfer import SessionTransfer
-from shared.storage.clients import open_metadata, open_snapshots
+from shared.storage.clients import open_storage
 
 __all__ = ["Services", "build_services", "close_services", "get_services", "run_retention"]
 
@@ -75,8 +75,7 @@ async def _build(settings: Settings, closers: list[Closer]) -> Services:
     credential = make_credential(settings) if _needs_credential(settings) else None
     if credential is not None:
         closers.append(credential.close)
-    snapshots = await open_snapshots(settings, credential, closers)
-    metadata = await open_metadata(settings, credential, closers)
+    snapshots, metadata = await open_storage(settings, credential, closers)
     token_provider = None
     if credential is not None:
         from azure.identity.aio import get_bearer_token_provider

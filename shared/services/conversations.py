@@ -101,9 +101,9 @@ class Conversations:
         """The session under its lease (one turn at a time: SessionBusy at once if a turn holds it), loaded."""
         validate_id(owner, "owner")
         validate_id(session_id)
-        async with self.snapshots.locked(owner, session_id) as lock:
+        async with contextlib.AsyncExitStack() as stack:
             with tracer.start_as_current_span("llmrouter.snapshot.load"):
-                snapshot = await self.snapshots.load(owner, session_id)
+                lock, snapshot = await stack.enter_async_context(self.snapshots.opened(owner, session_id))
             yield lock, snapshot
 
     async def continue_on(

@@ -8,6 +8,7 @@ nothing; Cosmos is derived data, so a failed metadata write does not undo a save
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -327,7 +328,12 @@ class TurnRunner:
             else:
                 saved = await self._snapshots.append(turn.lock, turn.before, after)
         with tracer.start_as_current_span("llmrouter.metadata.write") as span:
-            metadata_saved = await self._record_metadata(saved, entry.record)
+            # The entry is durable: the lease goes back while the metadata is written (one step, not two).
+            writing = self._record_metadata(saved, entry.record)
+            if turn.lock is None:
+                metadata_saved = await writing
+            else:
+                metadata_saved, _ = await asyncio.gather(writing, turn.lock.release())
             span.set_attribute("llmrouter.metadata.saved", metadata_saved)
         return TurnResult(saved.session_id, entry.turn, reply.text, entry.record, turn.is_new, metadata_saved)
 

@@ -42,6 +42,7 @@ from shared.domain.errors import SessionBusy, SessionConflict, SessionNotFound, 
 from shared.domain.feedback import Feedback
 from shared.domain.ids import validate_id
 from shared.domain.sessions import Snapshot
+from shared.storage.cache import SessionCache
 from shared.storage.codec import (
     apply_journal,
     decode_journal,
@@ -72,18 +73,50 @@ async def _off_loop(function: Callable[[Any], T], argument: Any) -> T:
     return function(argument)
 
 
+class _JournalGone(Exception):
+    """The journal a snapshot names was deleted (a compaction replaced its generation while we read)."""
+
+
 @dataclass
 class SessionLock:
-    """A held lease on a session's snapshot blob; renewed in the background while a turn runs."""
+    """A held lease on a session's snapshot blob; renewed in the background while a turn runs.
+
+    `release` may come early (a turn releases once its entry is saved, beside its metadata writes) and may come
+    twice: only the first one sends anything."""
 
     lease: BlobLeaseClient
+    session_id: str = ""
     renewer: asyncio.Task[None] | None = None
+    released: bool = False
+
+    async def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        if self.renewer is not None:
+            self.renewer.cancel()
+        # Completes even when a client hanging up mid-stream cancels this task: otherwise the session would stay
+        # blocked until the lease lapses.
+        await finish(_release(self.lease, self.session_id))
+
+
+async def _release(lease: BlobLeaseClient, session_id: str) -> None:
+    try:
+        await lease.release()
+    except ResourceNotFoundError:
+        logger.info("session %s was deleted while held", session_id)
+    except AzureError:
+        # Expired, taken over, or storage unreachable: the lease lapses by itself within LEASE_SECONDS.
+        logger.warning("could not release the lease on session %s", session_id)
 
 
 class SnapshotStore:
-    def __init__(self, container: ContainerClient, *, compact_every: int = 16) -> None:
+    def __init__(
+        self, container: ContainerClient, *, compact_every: int = 16, cache: SessionCache | None = None
+    ) -> None:
         self._container = container
         self._compact_every = compact_every
+        self._cache = SessionCache() if cache is None else cache
 
     @staticmethod
     def snapshot_name(owner: str, session_id: str) -> str:
@@ -107,26 +140,128 @@ class SnapshotStore:
         return bool(await self._blob(self.snapshot_name(owner, session_id)).exists())
 
     async def load(self, owner: str, session_id: str) -> Snapshot:
-        """The whole conversation. Safe without the lease: a compaction racing the read is retried."""
+        """The whole conversation, without the lease. A copy this worker holds is checked and brought up to date
+        in one step (the snapshot read only if it changed, beside the journal read from where the copy ends)."""
+        cached = self._cache.get(owner, session_id)
+        if cached is not None:
+            name = self.snapshot_name(owner, session_id)
+            changed, tail = await asyncio.gather(self._if_changed(name, cached.etag), self._journal_tail(cached))
+            if changed is None and tail is not None:
+                return self._remember(self._extended(cached, tail))
+            if changed is not None:
+                return self._remember(await self._with_journal(await self._decoded(owner, session_id, *changed)))
+        return self._remember(await self._load(owner, session_id))
+
+    async def _load(self, owner: str, session_id: str) -> Snapshot:
+        """Snapshot, then its journal. A compaction racing the read is retried."""
         name = self.snapshot_name(owner, session_id)
         for _attempt in range(3):
             try:
-                download = await self._blob(name).download_blob()
-                data = await download.readall()
-            except ResourceNotFoundError:
-                raise SessionNotFound(session_id) from None
-            snapshot = await _off_loop(decode_snapshot, data)
-            snapshot = replace(snapshot, etag=download.properties.etag)
-            if snapshot.owner != owner or snapshot.session_id != session_id:
-                raise SnapshotCorrupt("snapshot names a different owner or session than its path")
-            journal = self._blob(self.journal_name(owner, session_id, snapshot.generation))
-            try:
-                journal_data = await (await journal.download_blob()).readall()
-            except ResourceNotFoundError:
-                # A compaction replaced this generation between our two reads: read the new snapshot.
-                continue
-            return apply_journal(snapshot, decode_journal(journal_data), len(journal_data))
+                snapshot = await self._with_journal(await self._decoded(owner, session_id, *await self._get(name)))
+            except _JournalGone:
+                continue  # a compaction replaced this generation between our two reads: read the new snapshot
+            return snapshot
         raise SessionConflict("the session was compacted repeatedly while being read")
+
+    async def _get(self, name: str) -> tuple[bytes, str | None]:
+        try:
+            download = await self._blob(name).download_blob()
+            return await download.readall(), download.properties.etag
+        except ResourceNotFoundError:
+            raise SessionNotFound(name.split("/")[1]) from None
+
+    async def _if_changed(self, name: str, etag: str | None) -> tuple[bytes, str | None] | None:
+        """The snapshot blob if its ETag is no longer `etag`, else None (a 304: nothing downloaded)."""
+        try:
+            download = await self._blob(name).download_blob(etag=etag, match_condition=MatchConditions.IfModified)
+            return await download.readall(), download.properties.etag
+        except ResourceNotFoundError:
+            self._cache.drop(*name.split("/")[:2])
+            raise SessionNotFound(name.split("/")[1]) from None
+        except HttpResponseError as exc:
+            if exc.status_code == 304:  # the SDK raises a 304 as ResourceModifiedError (or ResourceNotModifiedError)
+                return None
+            raise
+
+    async def _decoded(self, owner: str, session_id: str, data: bytes, etag: str | None) -> Snapshot:
+        snapshot = replace(await _off_loop(decode_snapshot, data), etag=etag)
+        if snapshot.owner != owner or snapshot.session_id != session_id:
+            raise SnapshotCorrupt("snapshot names a different owner or session than its path")
+        return snapshot
+
+    async def _with_journal(self, snapshot: Snapshot) -> Snapshot:
+        journal = self._blob(self.journal_name(snapshot.owner, snapshot.session_id, snapshot.generation))
+        try:
+            data = await (await journal.download_blob()).readall()
+        except ResourceNotFoundError:
+            raise _JournalGone from None
+        return apply_journal(snapshot, decode_journal(data), len(data))
+
+    async def _journal_tail(self, cached: Snapshot) -> bytes | None:
+        """What the journal holds past the cached copy's end (b"" when nothing), or None when it is gone."""
+        journal = self._blob(self.journal_name(cached.owner, cached.session_id, cached.generation))
+        try:
+            download = await journal.download_blob(offset=cached.journal_bytes)
+            return bytes(await download.readall())
+        except ResourceNotFoundError:
+            return None
+        except HttpResponseError as exc:
+            if exc.status_code == 416:  # the range starts at the end (Azure; Azurite answers empty): nothing new
+                return b""
+            raise
+
+    @staticmethod
+    def _extended(cached: Snapshot, tail: bytes) -> Snapshot:
+        if not tail:
+            return cached
+        return apply_journal(cached, decode_journal(tail), cached.journal_bytes + len(tail))
+
+    def _remember(self, snapshot: Snapshot) -> Snapshot:
+        self._cache.put(snapshot)
+        return snapshot
+
+    @contextlib.asynccontextmanager
+    async def opened(self, owner: str, session_id: str) -> AsyncIterator[tuple[SessionLock, Snapshot]]:
+        """The session under its lease, loaded: SessionBusy at once if another turn holds it.
+
+        The reads go out with the lease request: the journal's new part when this worker has a copy (the
+        lease's answer carries the snapshot's ETag, which says whether the copy is still good), else the
+        snapshot itself. So a warm session takes one step before its model call, a cold one two."""
+        name = self.snapshot_name(owner, session_id)
+        cached = self._cache.get(owner, session_id)
+        reading: asyncio.Future[Any] = asyncio.ensure_future(
+            self._journal_tail(cached) if cached is not None else self._get(name)
+        )
+        try:
+            lock = await self._acquire(owner, session_id)
+        except BaseException:
+            reading.cancel()
+            with contextlib.suppress(BaseException):
+                await reading
+            raise
+        try:
+            snapshot = await self._leased(owner, session_id, lock, cached, reading)
+            yield lock, snapshot
+        finally:
+            await lock.release()
+
+    async def _leased(
+        self, owner: str, session_id: str, lock: SessionLock, cached: Snapshot | None, reading: asyncio.Future[Any]
+    ) -> Snapshot:
+        """The session as the lease found it: the copy brought up to date, or the snapshot read beside the lease
+        if the lease's ETag says it is current, else read again."""
+        etag = lock.lease.etag
+        try:
+            first = await reading
+        except SessionNotFound:
+            first = None
+        if cached is not None and first is not None and etag is not None and etag == cached.etag:
+            return self._remember(self._extended(cached, first))
+        if cached is None and first is not None and etag is not None and first[1] == etag:
+            with contextlib.suppress(_JournalGone):
+                return self._remember(await self._with_journal(await self._decoded(owner, session_id, *first)))
+        self._cache.drop(owner, session_id)
+        return self._remember(await self._load(owner, session_id))
 
     async def create(self, snapshot: Snapshot) -> Snapshot:
         """Write a brand-new session (its first entries); fails with SessionConflict if the id is taken."""
@@ -144,42 +279,39 @@ class SnapshotStore:
             )
         except ResourceExistsError:
             raise SessionConflict(f"session {snapshot.session_id} already exists") from None
-        return replace(
-            snapshot, snapshot_turns=snapshot.turns, snapshot_bytes=len(data), journal_bytes=0, etag=written["etag"]
+        return self._remember(
+            replace(
+                snapshot,
+                snapshot_turns=snapshot.turns,
+                snapshot_bytes=len(data),
+                journal_bytes=0,
+                etag=written["etag"],
+            )
         )
 
     @contextlib.asynccontextmanager
     async def locked(self, owner: str, session_id: str) -> AsyncIterator[SessionLock]:
         """Hold the session for one turn; SessionBusy at once if another turn holds it."""
-        blob = self._blob(self.snapshot_name(owner, session_id))
-        lease = BlobLeaseClient(blob)
+        lock = await self._acquire(owner, session_id)
+        try:
+            yield lock
+        finally:
+            await lock.release()
+
+    async def _acquire(self, owner: str, session_id: str) -> SessionLock:
+        lease = BlobLeaseClient(self._blob(self.snapshot_name(owner, session_id)))
         try:
             await lease.acquire(lease_duration=LEASE_SECONDS)
         except ResourceNotFoundError:
+            self._cache.drop(owner, session_id)
             raise SessionNotFound(session_id) from None
         except HttpResponseError as exc:
             if exc.status_code == 409:
                 raise SessionBusy(session_id) from None
             raise
-        lock = SessionLock(lease)
+        lock = SessionLock(lease, session_id)
         lock.renewer = asyncio.create_task(self._renew(lease, session_id))
-        try:
-            yield lock
-        finally:
-            lock.renewer.cancel()
-            # Completes even when a client hanging up mid-stream cancels this task: otherwise the session would
-            # stay blocked until the lease lapses.
-            await finish(self._release(lease, session_id))
-
-    @staticmethod
-    async def _release(lease: BlobLeaseClient, session_id: str) -> None:
-        try:
-            await lease.release()
-        except ResourceNotFoundError:
-            logger.info("session %s was deleted while held", session_id)
-        except AzureError:
-            # Expired, taken over, or storage unreachable: the lease lapses by itself within LEASE_SECONDS.
-            logger.warning("could not release the lease on session %s", session_id)
+        return lock
 
     @staticmethod
     async def _renew(lease: BlobLeaseClient, session_id: str) -> None:
@@ -213,9 +345,13 @@ class SnapshotStore:
             raise ValueError("a turn makes at most one summary")
         member = encode_journal_member(entry, after.updated_at, after.agent_state, made[0] if made else None)
         session_id = after.session_id
-        if self._should_compact(before, len(member)):
-            return await self._compact(lock, after)
-        saved = await self._append_member(before, after, member)
+        try:
+            if self._should_compact(before, len(member)):
+                return self._remember(await self._compact(lock, after))
+            saved = self._remember(await self._append_member(before, after, member))
+        except BaseException:
+            self._cache.drop(after.owner, session_id)  # whatever happened, the next turn reads the session again
+            raise
         if index_tags(before)["lastActiveDay"] != index_tags(saved)["lastActiveDay"]:
             try:
                 await self.retag(lock, saved)
@@ -228,7 +364,7 @@ class SnapshotStore:
     async def append_feedback(self, lock: SessionLock, before: Snapshot, turn: int, feedback: Feedback) -> Snapshot:
         """Save feedback on one turn (replacing any earlier), under the session's lease: one journal member."""
         after = before.with_feedback(turn, feedback)
-        return await self._append_member(before, after, encode_feedback_member(turn, feedback))
+        return self._remember(await self._append_member(before, after, encode_feedback_member(turn, feedback)))
 
     async def _append_member(self, before: Snapshot, after: Snapshot, member: bytes) -> Snapshot:
         """Append one member to the journal, at the position `before` was read at (a second line of defence
@@ -289,6 +425,7 @@ class SnapshotStore:
         first) the snapshot is deleted under that lease, so no turn can slip in between check and delete.
         """
         prefix = f"{validate_id(owner, 'owner')}/{validate_id(session_id)}/"
+        self._cache.drop(owner, session_id)
         names = [blob.name async for blob in self._container.list_blobs(name_starts_with=prefix)]
         snapshot = prefix + "snapshot.json.gz"
         # Journals first, the snapshot (the session's existence) last, so a crash leaves a readable remnant

@@ -1,0 +1,124 @@
+"""Round trips of a turn and of a resume, counted at the storage transport (`shared.storage.transport`).
+
+Counts are deterministic for a code path (which requests go out, and which go out together), so unlike times
+they are asserted. A *step* is a set of requests in flight at the same time; the steps of a turn are what it
+waits for in sequence. Correctness with a worker's session copy is checked here too: workers alternating on a
+session, a compaction by another worker, and a session deleted behind a worker's back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from shared.app import Services
+from shared.domain.errors import SessionNotFound
+from shared.storage.transport import RoundTrips, counting
+
+WARM_TURN = [
+    ["blob:get:journal", "blob:lease:acquire"],  # the journal's new part, read beside the lease
+    ["blob:appendblock"],
+    ["blob:lease:release", "cosmos:upsert", "cosmos:upsert"],  # the lease goes back beside the metadata writes
+]
+COLD_TURN = [
+    ["blob:get:snapshot", "blob:lease:acquire"],
+    ["blob:get:journal"],
+    ["blob:appendblock"],
+    ["blob:lease:release", "cosmos:upsert", "cosmos:upsert"],
+]
+
+
+async def turn(services: Services, text: str, session: str | None = None) -> tuple[str, RoundTrips]:
+    with counting() as trips:
+        result = await services.conversations.chat("alice", text, session, route="local")
+    return result.session_id, trips
+
+
+async def test_a_new_session_a_warm_turn_and_a_cold_turn_take_3_3_and_4_steps(
+    make_env: Callable[..., dict[str, str]], make_services: Callable[..., Any]
+) -> None:
+    env = make_env()
+    worker = await make_services(env)
+    session, new = await turn(worker, "hello")
+    assert new.steps() == [["blob:put:journal"], ["blob:put:snapshot"], ["cosmos:upsert", "cosmos:upsert"]]
+
+    for text in ("second", "third"):
+        _, warm = await turn(worker, text, session)
+        assert warm.steps() == WARM_TURN and warm.requests == 6
+
+    other = await make_services(env)  # another worker: no copy of the session
+    _, cold = await turn(other, "fourth", session)
+    assert cold.steps() == COLD_TURN and cold.requests == 7
+
+
+async def test_a_resume_takes_two_steps_cold_and_one_warm(
+    make_env: Callable[..., dict[str, str]], make_services: Callable[..., Any]
+) -> None:
+    env = make_env()
+    worker = await make_services(env)
+    session, _ = await turn(worker, "hello")
+    await turn(worker, "again", session)
+    with counting() as warm:
+        view = await worker.conversations.get("alice", session)
+    assert warm.steps() == [["blob:get:journal", "blob:get:snapshot"]]  # a 304 and the journal's (empty) new part
+    assert view.snapshot.turns == 2
+
+    cold_worker = await make_services(env)
+    with counting() as cold:
+        again = await cold_worker.conversations.get("alice", session)
+    assert cold.steps() == [["blob:get:snapshot"], ["blob:get:journal"]]
+    assert again.snapshot.entries == view.snapshot.entries
+
+
+async def test_workers_taking_turns_on_one_session_each_see_the_others_turns(
+    make_env: Callable[..., dict[str, str]], make_services: Callable[..., Any]
+) -> None:
+    env = make_env()
+    first, second = await make_services(env), await make_services(env)
+    session, _ = await turn(first, "turn 1")
+    await turn(second, "turn 2", session)
+    for number in range(3, 9):  # each worker's copy is one turn behind when its turn comes
+        worker = first if number % 2 else second
+        _, trips = await turn(worker, f"turn {number}", session)
+        assert trips.steps() == WARM_TURN  # the other worker's turn came with the journal's new part
+    for worker in (first, second):
+        snapshot = await worker.snapshots.load("alice", session)
+        said = [message["content"] for message in snapshot.openai_messages() if message["role"] == "user"]
+        assert said == [f"turn {number}" for number in range(1, 9)]
+        assert [entry.turn for entry in snapshot.entries] == list(range(1, 9))
+
+
+async def test_a_compaction_by_another_worker_makes_the_copy_read_again(
+    make_env: Callable[..., dict[str, str]], make_services: Callable[..., Any]
+) -> None:
+    env = make_env(SNAPSHOT_COMPACT_EVERY="2")
+    first, second = await make_services(env), await make_services(env)
+    session, _ = await turn(first, "turn 1")
+    await turn(first, "turn 2", session)
+    generation = (await first.snapshots.load("alice", session)).generation
+    for number in range(3, 7):  # the second worker compacts (every 2 journal turns) behind the first's back
+        await turn(second, f"turn {number}", session)
+    assert (await second.snapshots.load("alice", session)).generation > generation
+    _, trips = await turn(first, "turn 7", session)
+    operations = [operation for step in trips.steps() for operation in step]
+    assert operations.count("blob:get:snapshot") >= 1 and trips.steps()[0] == ["blob:get:journal", "blob:lease:acquire"]
+    snapshot = await first.snapshots.load("alice", session)
+    assert [entry.turn for entry in snapshot.entries] == list(range(1, 8))
+    said = [message["content"] for message in snapshot.openai_messages() if message["role"] == "user"]
+    assert said == [f"turn {number}" for number in range(1, 8)]
+
+
+async def test_a_session_deleted_behind_a_workers_back_is_not_found_not_served_from_its_copy(
+    make_env: Callable[..., dict[str, str]], make_services: Callable[..., Any]
+) -> None:
+    env = make_env()
+    first, second = await make_services(env), await make_services(env)
+    session, _ = await turn(first, "hello")
+    await turn(first, "again", session)
+    assert await second.conversations.delete("alice", session)
+    with pytest.raises(SessionNotFound):
+        await first.conversations.get("alice", session)
+    with pytest.raises(SessionNotFound):
+        await turn(first, "still there?", session)
