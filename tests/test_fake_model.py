@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -494,3 +495,29 @@ async def test_a_behaviour_with_when_applies_only_to_requests_that_contain_its_t
     second = await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "summarize it"}])
     assert (first.choices[0].message.content, second.choices[0].message.content) == ("plain", "summary!")
     assert server.pending == 0
+
+
+async def test_messages_sent_as_given_reach_the_model_exactly_as_the_sdk_would_send_them(
+    server: FakeModelServer,
+) -> None:
+    from shared.agents.backends import send_messages_as_given
+
+    messages: list[Any] = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "find it"}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "found"},
+        {"role": "user", "content": "thanks", "name": "ann"},
+    ]
+    bodies = []
+    for given in (False, True):
+        sdk = openai.AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+        client = send_messages_as_given(sdk) if given else sdk
+        await client.chat.completions.create(model="m", messages=messages, temperature=0.2, max_tokens=5)
+        bodies.append(server.requests[-1]["json"])
+        await sdk.close()
+    assert bodies[0] == bodies[1] and bodies[1]["messages"] == messages

@@ -122,3 +122,20 @@ async def test_a_session_deleted_behind_a_workers_back_is_not_found_not_served_f
         await first.conversations.get("alice", session)
     with pytest.raises(SessionNotFound):
         await turn(first, "still there?", session)
+
+
+async def test_a_turn_as_the_http_handler_runs_it_writes_its_audit_event_in_its_last_step(
+    make_services: Callable[..., Any],
+) -> None:
+    services = await make_services()
+    session, _ = await turn(services, "hello")
+    async with services.audit.audited("alice", session, "continue") as audited:
+        with counting() as trips:
+            saved = services.audit.turn_saved("alice", audited)
+            await services.conversations.chat("alice", "again", session, route="local", on_saved=saved)
+    assert audited.recorded  # written by the turn, so not again when `audited` ends
+    steps = trips.steps()
+    assert steps[:2] == WARM_TURN[:2] and len(steps) == 3
+    assert steps[2] == sorted([*WARM_TURN[2], "cosmos:upsert"])  # the audit event: one more write, same step
+    events = await services.audit.session_events(session, "alice")
+    assert [event.action for event in events] == ["continue"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -30,9 +30,11 @@ E = TypeVar("E")
 
 @dataclass
 class Audited:
-    """What `audited` learns inside its block: a new session's id once the turn has created it."""
+    """What `audited` learns inside its block: a new session's id once the turn has created it, and whether the
+    turn already wrote the event (`AuditLog.turn_saved`)."""
 
     session_id: str | None
+    recorded: bool = False
 
 
 @dataclass
@@ -117,16 +119,27 @@ class AuditLog:
         try:
             yield note
         except BaseException as exc:
-            if note.session_id is not None:
+            if note.session_id is not None and not note.recorded:
                 await self.record(
                     actor=actor, session_id=note.session_id, action=action, outcome=outcome_of(exc), admin=admin
                 )
             raise
-        if note.session_id is not None:
+        if note.session_id is not None and not note.recorded:
             await self.record(actor=actor, session_id=note.session_id, action=action, admin=admin)
 
+    def turn_saved(self, actor: str, note: Audited) -> Callable[[str, int], Awaitable[None]]:
+        """A turn's `on_saved`: its ok event, written in the turn's last storage step (beside the metadata
+        writes); `audited` and `audited_stream` then write nothing more for it. Action: create for turn 1."""
+
+        async def saved(session_id: str, turn: int) -> None:
+            note.session_id = session_id
+            action = "create" if turn == 1 else "continue"
+            note.recorded = await self.record(actor=actor, session_id=session_id, action=action)
+
+        return saved
+
     async def audited_stream(
-        self, actor: str, session_id: str | None, events: AsyncGenerator[E, None]
+        self, actor: str, session_id: str | None, events: AsyncGenerator[E, None], note: Audited | None = None
     ) -> AsyncGenerator[E, None]:
         """Pass a turn's events through and record `create`/`continue` when the stream ends.
 
@@ -150,7 +163,8 @@ class AuditLog:
         finally:
             # Closed early without a failure of its own (GeneratorExit: the client went away) counts as error.
             outcome = "ok" if completed else outcome_of(failure or RuntimeError("stream ended early"))
-            await finish(self._close_and_record(events, actor, session_id, action, outcome))
+            written = note is not None and note.recorded  # by the turn itself (`turn_saved`)
+            await finish(self._close_and_record(events, actor, None if written else session_id, action, outcome))
 
     async def _close_and_record(
         self, events: AsyncGenerator[Any, None], actor: str, session_id: str | None, action: Action, outcome: Outcome

@@ -18,7 +18,7 @@ session. With PII_REDACTION on, P is masked before it is compared, as S was befo
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -73,10 +73,13 @@ class ChatCompletions:
         """What `GET /v1/models` lists: `auto` and each configured backend."""
         return ("auto", *self.conversations.configured)
 
-    async def complete(self, owner: str, completion: Completion) -> AsyncGenerator[Event, None]:
-        """The turn's events (or one `Replayed`); raises before the first when the request is refused."""
+    async def complete(
+        self, owner: str, completion: Completion, on_saved: Callable[[str, int], Awaitable[object]] | None = None
+    ) -> AsyncGenerator[Event, None]:
+        """The turn's events (or one `Replayed`); raises before the first when the request is refused.
+        `on_saved` runs once the turn is saved, beside its metadata writes (see `TurnRequest`)."""
         prior, message, text = self._checked(completion)
-        request = self._turn_request(completion)
+        request = replace(self._turn_request(completion), on_saved=on_saved)
         if completion.session_id is not None:
             source = completion.session_id
         elif not any(role == "assistant" for role, _ in prior) or not any(role == "user" for role, _ in prior):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -66,13 +66,21 @@ class Conversations:
     # ---- a turn ------------------------------------------------------------------------------------------------
 
     async def turn(
-        self, owner: str, message: str, session_id: str | None = None, route: str = "auto", *, stream: bool = True
+        self,
+        owner: str,
+        message: str,
+        session_id: str | None = None,
+        route: str = "auto",
+        *,
+        stream: bool = True,
+        on_saved: Callable[[str, int], Awaitable[object]] | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn; yields events. Raises before the first event when the request is refused.
 
         With `stream=False` the model answers in one piece (no `Delta` events): cheaper when nobody watches.
+        `on_saved` runs once the turn is saved, beside its metadata writes (see `TurnRequest`).
         """
-        request = TurnRequest(route=route, stream=stream)
+        request = TurnRequest(route=route, stream=stream, on_saved=on_saved)
         message = self._check(owner, message, request)  # refused before any storage call
         if session_id is None:
             async for event in self.start(owner, message, request):
@@ -114,9 +122,17 @@ class Conversations:
         async for event in self._runner.run(Turn(snapshot, message, request, lock, self.clock())):
             yield event
 
-    async def chat(self, owner: str, message: str, session_id: str | None = None, route: str = "auto") -> TurnResult:
+    async def chat(
+        self,
+        owner: str,
+        message: str,
+        session_id: str | None = None,
+        route: str = "auto",
+        *,
+        on_saved: Callable[[str, int], Awaitable[object]] | None = None,
+    ) -> TurnResult:
         result: TurnResult | None = None
-        async for event in self.turn(owner, message, session_id, route, stream=False):
+        async for event in self.turn(owner, message, session_id, route, stream=False, on_saved=on_saved):
             if isinstance(event, TurnCompleted):
                 result = event.result
         if result is None:  # pragma: no cover - the stream always ends with TurnCompleted or raises

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -56,6 +56,9 @@ class TurnRequest:
     # Messages sent before this one and stored at the start of the turn (a new session's own instructions).
     preamble: tuple[Mapping[str, Any], ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)  # kept in the turn record's `extra`
+    # Called with (session id, turn number) once the turn is saved, beside its metadata writes (the audit event:
+    # one storage step for both, not one after the other).
+    on_saved: Callable[[str, int], Awaitable[object]] | None = None
 
 
 @dataclass(frozen=True)
@@ -328,12 +331,13 @@ class TurnRunner:
             else:
                 saved = await self._snapshots.append(turn.lock, turn.before, after)
         with tracer.start_as_current_span("llmrouter.metadata.write") as span:
-            # The entry is durable: the lease goes back while the metadata is written (one step, not two).
-            writing = self._record_metadata(saved, entry.record)
-            if turn.lock is None:
-                metadata_saved = await writing
-            else:
-                metadata_saved, _ = await asyncio.gather(writing, turn.lock.release())
+            # The entry is durable: the lease goes back, and the audit event is written, while the metadata is
+            # written (one step, not three).
+            also: list[Awaitable[object]] = [] if turn.lock is None else [turn.lock.release()]
+            if turn.request.on_saved is not None:
+                also.append(turn.request.on_saved(saved.session_id, entry.turn))
+            written = await asyncio.gather(self._record_metadata(saved, entry.record), *also)
+            metadata_saved = written[0] is True
             span.set_attribute("llmrouter.metadata.saved", metadata_saved)
         return TurnResult(saved.session_id, entry.turn, reply.text, entry.record, turn.is_new, metadata_saved)
 

@@ -64,6 +64,7 @@ _JOURNAL_GZIP = ContentSettings(content_type="application/gzip")
 # long conversation does not stall every other request of the worker.
 OFF_LOOP_BYTES = 256 * 1024
 T = TypeVar("T")
+_BLOB_CLIENTS = 1024  # blob clients kept (three per active session: snapshot, journal, the next journal)
 
 
 async def _off_loop(function: Callable[[Any], T], argument: Any) -> T:
@@ -117,6 +118,7 @@ class SnapshotStore:
         self._container = container
         self._compact_every = compact_every
         self._cache = SessionCache() if cache is None else cache
+        self._clients: dict[str, BlobClient] = {}
 
     @staticmethod
     def snapshot_name(owner: str, session_id: str) -> str:
@@ -127,7 +129,12 @@ class SnapshotStore:
         return f"{validate_id(owner, 'owner')}/{validate_id(session_id)}/journal-{generation:06d}.jsonl.gz"
 
     def _blob(self, name: str) -> BlobClient:
-        return self._container.get_blob_client(name)
+        """A client for one blob, kept for the next turns (building one builds the SDK's whole operation set)."""
+        client = self._clients.pop(name, None) or self._container.get_blob_client(name)
+        self._clients[name] = client  # most recently used last
+        if len(self._clients) > _BLOB_CLIENTS:
+            del self._clients[next(iter(self._clients))]
+        return client
 
     async def ensure_container(self) -> None:
         with contextlib.suppress(ResourceExistsError):

@@ -8,6 +8,7 @@ from shared.http.call import Call
 from shared.http.models import ChatRequest, ResumeRequest, ResumeResponse
 from shared.http.responses import chat_model, json_response, session_model
 from shared.http.streaming import sse_response
+from shared.services.audit import Audited
 
 
 async def chat(call: Call) -> Response:
@@ -15,8 +16,10 @@ async def chat(call: Call) -> Response:
     owner = call.caller.owner
     services = await call.services()
     if body.stream or "text/event-stream" in call.request.headers.get("accept", "").lower():
-        turn = services.conversations.turn(owner, body.message, body.session_id, body.route)
-        events = services.audit.audited_stream(owner, body.session_id, turn)
+        note = Audited(body.session_id)
+        saved = services.audit.turn_saved(owner, note)
+        turn = services.conversations.turn(owner, body.message, body.session_id, body.route, on_saved=saved)
+        events = services.audit.audited_stream(owner, body.session_id, turn, note)
         try:
             first = await events.__anext__()
         except BaseException:
@@ -24,7 +27,8 @@ async def chat(call: Call) -> Response:
             raise
         return sse_response(first, events)
     async with call.audited(action="continue" if body.session_id else "create", session_id=body.session_id) as audited:
-        result = await services.conversations.chat(owner, body.message, body.session_id, body.route)
+        saved = services.audit.turn_saved(owner, audited)
+        result = await services.conversations.chat(owner, body.message, body.session_id, body.route, on_saved=saved)
         audited.session_id = result.session_id
     return json_response(chat_model(result))
 

@@ -36,6 +36,7 @@ from shared.http.openai_models import (
 )
 from shared.http.responses import json_response
 from shared.http.streaming import LateHeadersStreamingResponse
+from shared.services.audit import Audited
 from shared.services.completions import Completion, Event
 from shared.services.container import Services
 from shared.services.events import Delta, FallbackTaken, Replayed, RouteChosen, TurnCompleted
@@ -56,7 +57,9 @@ async def chat_completions(call: Call) -> Response:
     completion = _completion(call, body)
     services = await call.services()
     owner = call.caller.owner
-    events = services.audit.audited_stream(owner, None, services.completions.complete(owner, completion))
+    note = Audited(None)
+    turn = services.completions.complete(owner, completion, on_saved=services.audit.turn_saved(owner, note))
+    events = services.audit.audited_stream(owner, None, turn, note)
     # A refusal (unknown model, busy session, bad message) comes before the first event: read it here.
     head: list[Event] = []
     try:
