@@ -56,20 +56,20 @@ class TimedSnapshotStore(SnapshotStore):
         return saved
 
     @contextlib.asynccontextmanager
-    async def locked(self, owner: str, session_id: str) -> AsyncIterator[SessionLock]:
+    async def opened(self, owner: str, session_id: str) -> AsyncIterator[tuple[SessionLock, Snapshot]]:
+        """The lease and the load, which go out together: one phase, `open`. (The lease goes back beside the
+        metadata writes, inside the `metadata` phase.)"""
         started = time.perf_counter()
-        context = super().locked(owner, session_id)
-        lock = await context.__aenter__()
-        self.phases.add("lease_acquire", started)
+        context = super().opened(owner, session_id)
+        opened = await context.__aenter__()
+        self.phases.add("open", started)
         try:
-            yield lock
+            yield opened
         except BaseException as exc:
             if not await context.__aexit__(type(exc), exc, exc.__traceback__):
                 raise
         else:
-            released = time.perf_counter()
             await context.__aexit__(None, None, None)
-            self.phases.add("lease_release", released)
 
 
 class TimedMetadataStore(MetadataStore):

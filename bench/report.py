@@ -348,6 +348,21 @@ def write(out: Path, results: dict[str, Any], stamp: dict[str, Any], facts: dict
                 f"{_ms(row['theirs_overhead_ms'], 'p95')} | {_ratio(row['ratio_p50'])} / {_ratio(row['ratio_p95'])} |"
             )
         for length, row in results["turns"]["by_length"].items():
+            cold = row.get("ours_cold_overhead_ms")
+            if cold:
+                table.append(
+                    f"| Turn overhead at turn {length} on a worker with no copy (cold), ms p50 | {_ms(cold)} | "
+                    f"{_ms(row['theirs_overhead_ms'])} | {_ratio(row.get('cold_ratio_p50'))} |"
+                )
+        for length, row in results["turns"]["by_length"].items():
+            for kind, seen in row.get("ours_round_trips", {}).items():
+                usual = seen[0]
+                table.append(
+                    f"| Storage round trips of a {kind} turn at turn {length}: requests / sequential steps | "
+                    f"{usual['requests']} / {usual['sequential_steps']} ({usual['turns']} of "
+                    f"{sum(item['turns'] for item in seen)} turns) | | |"
+                )
+        for length, row in results["turns"]["by_length"].items():
             table.append(
                 f"| Whole turn with an instant model at turn {length}, ms p50 | {_ms(row['ours_total_ms'])} | "
                 f"{_ms(row['theirs_total_ms'])} | {_ratio(row['total_ratio_p50'])} |"
@@ -362,10 +377,18 @@ def write(out: Path, results: dict[str, Any], stamp: dict[str, Any], facts: dict
     if "resume" in results:
         for length, row in results["resume"]["by_length"].items():
             table.append(
-                f"| Resume a {length}-turn conversation, ms p50 / p95 | {_ms(row['ours_ms'])} / "
+                f"| Resume a {length}-turn conversation (cold), ms p50 / p95 | {_ms(row['ours_ms'])} / "
                 f"{_ms(row['ours_ms'], 'p95')} | {_ms(row['theirs_ms'])} / {_ms(row['theirs_ms'], 'p95')} | "
                 f"{_ratio(row['ratio_p50'])} / {_ratio(row['ratio_p95'])} |"
             )
+        for length, row in results["resume"]["by_length"].items():
+            trips = row.get("ours_round_trips", {})
+            if trips:
+                table.append(
+                    f"| Resume a {length}-turn conversation: warm ms p50; requests / steps cold, warm | "
+                    f"{_ms(row['ours_warm_ms'])}; {trips['cold']['requests']} / {trips['cold']['sequential_steps']}, "
+                    f"{trips['warm']['requests']} / {trips['warm']['sequential_steps']} | | |"
+                )
     if "storage" in results:
         s = results["storage"]
         ours_total = s["ours_blob_bytes"]["p50"] + s["ours_cosmos_bytes"]["p50"]

@@ -1,7 +1,10 @@
 """Scenario 2: time to load a 10-, 100- and 500-turn conversation ready to continue, ours and theirs.
 
 Ours: `SnapshotStore.load` (snapshot blob + journal blob, decoded) followed by
-`AgentSession.from_dict(payload_of(snapshot))`, which is what continuing a conversation needs.
+`AgentSession.from_dict(payload_of(snapshot))` of the whole history, by a worker that has no copy of the session
+(cold: someone coming back next week); beside it the same by the worker that just loaded it (warm: its copy is
+checked with a conditional read of the snapshot beside the journal's new part). The storage requests and the
+sequential steps of each load are counted at the transport.
 Theirs: `CosmosHistoryProvider.get_messages` (one query over the session's partition, ordered by sort_key, each
 document turned into a `Message`), which is what its before_run does. The conversations are written directly
 (`bench.seed`, ours in the snapshot/journal layout real turns leave); every load is checked for order.
@@ -21,11 +24,21 @@ from bench.seed import created_at_for, expected_transcript, make_entries, seed_o
 from bench.stack import MODELS, SOURCE_ID, Stack, order_report, transcript_of
 from shared.agents.session import payload_of
 from shared.domain.ids import new_session_id
+from shared.storage.transport import counting
 
 OWNER = "bench-resume"
 LENGTHS = (10, 100, 500)
 PLAN = (4, 6)  # conversations per length, loads of each
 PLAN_QUICK = (2, 3)
+
+
+def _trip_counts(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Requests and sequential steps of the loads (the same for every load of a kind), and one load's steps."""
+    return {
+        "requests": sorted({item["requests"] for item in items}),
+        "sequential_steps": sorted({item["sequential_steps"] for item in items}),
+        "steps": items[0]["steps"] if items else [],
+    }
 
 
 def _session_transcript(session: AgentSession) -> list[tuple[str, str]]:
@@ -58,14 +71,25 @@ async def run(stack: Stack, quick: bool) -> dict[str, Any]:
         ours_ms: list[float] = []
         theirs_ms: list[float] = []
         layout: list[dict[str, int]] = []
+        warm_ms: list[float] = []
+        trips: dict[str, list[dict[str, Any]]] = {"cold": [], "warm": []}
         for repeat in range(loads):
             for index, (ours, theirs, expected, _) in enumerate(conversations):
                 for who in ("ours", "theirs") if (repeat + index) % 2 == 0 else ("theirs", "ours"):
+                    stack.snapshots.forget(OWNER, ours)  # cold: a worker that has not served this session
                     started = time.perf_counter()
                     if who == "ours":
-                        snapshot = await stack.snapshots.load(OWNER, ours)
+                        with counting() as cold:
+                            snapshot = await stack.snapshots.load(OWNER, ours)
                         session = AgentSession.from_dict(payload_of(snapshot))
                         ours_ms.append((time.perf_counter() - started) * 1000.0)
+                        trips["cold"].append(cold.to_dict())
+                        warm_started = time.perf_counter()
+                        with counting() as warm:
+                            again = await stack.snapshots.load(OWNER, ours)
+                        AgentSession.from_dict(payload_of(again))
+                        warm_ms.append((time.perf_counter() - warm_started) * 1000.0)
+                        trips["warm"].append(warm.to_dict())
                         order["ours"].append({"length": length, **order_report(expected, _session_transcript(session))})
                         if repeat == 0:
                             layout.append(
@@ -87,5 +111,7 @@ async def run(stack: Stack, quick: bool) -> dict[str, Any]:
             "ratio_p50": ratio(ours_stats["p50"], theirs_stats["p50"]),
             "ratio_p95": ratio(ours_stats["p95"], theirs_stats["p95"]),
             "ours_layout": layout,
+            "ours_warm_ms": describe(warm_ms),
+            "ours_round_trips": {kind: _trip_counts(items) for kind, items in trips.items()},
         }
     return {"scenario": "resume", "what": __doc__, "by_length": results, "order": order}

@@ -29,6 +29,7 @@ from shared.agents.backends import Backend, build_backends
 from shared.config import Settings
 from shared.services.conversations import Conversations
 from shared.services.events import TurnResult
+from shared.storage.transport import RoundTrips, SharedSession, counting
 from tools.emulators import Azurite, CosmosEmulator
 
 MODELS = {"local": "llama3.2", "cloud": "gpt-4o-mini"}
@@ -74,13 +75,17 @@ class Stack:
 
     # ---- ours --------------------------------------------------------------------------------------------------
 
-    async def our_turn(self, owner: str, message: str, reply: str, session_id: str | None) -> tuple[TurnResult, float]:
-        """One real turn through `Conversations.chat`; returns the result and the wall time in ms."""
+    async def our_turn(
+        self, owner: str, message: str, reply: str, session_id: str | None
+    ) -> tuple[TurnResult, float, RoundTrips]:
+        """One real turn through `Conversations.chat`: the result, the wall time in ms and its storage round trips
+        (ours only: the same Cosmos client serves theirs, but theirs runs outside this block)."""
         self.model.script([reply])
         self.phases.clear()
         started = time.perf_counter()
-        result = await self.conversations.chat(owner, message, session_id)
-        return result, (time.perf_counter() - started) * 1000.0
+        with counting() as trips:
+            result = await self.conversations.chat(owner, message, session_id)
+        return result, (time.perf_counter() - started) * 1000.0, trips
 
     # ---- theirs ------------------------------------------------------------------------------------------------
 
@@ -130,7 +135,11 @@ async def build_stack(azurite: Azurite, cosmos: CosmosEmulator, model: FakeModel
     settings = Settings.from_env(settings_env(azurite, cosmos, model, suffix))
     phases = Phases()
     closers: list[Any] = []
-    blob_service = BlobServiceClient.from_connection_string(settings.storage_connection_string or "")
+    session = SharedSession()  # the service's own transport: one aiohttp session, requests countable
+    closers.append(session.close)
+    blob_service = BlobServiceClient.from_connection_string(
+        settings.storage_connection_string or "", transport=session.transport("blob")
+    )
     closers.append(blob_service.close)
     snapshots = TimedSnapshotStore(
         blob_service.get_container_client(settings.snapshot_container),
@@ -138,7 +147,9 @@ async def build_stack(azurite: Azurite, cosmos: CosmosEmulator, model: FakeModel
         phases=phases,
     )
     await snapshots.ensure_container()
-    cosmos_client = CosmosClient(settings.cosmos_endpoint, credential=settings.cosmos_key or "")
+    cosmos_client = CosmosClient(
+        settings.cosmos_endpoint, credential=settings.cosmos_key or "", transport=session.transport("cosmos")
+    )
     closers.append(cosmos_client.close)
     metadata = TimedMetadataStore(
         cosmos_client,

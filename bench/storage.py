@@ -39,7 +39,7 @@ async def measure_one(stack: Stack, seed: int) -> dict[str, Any]:
     session_id: str | None = None
     theirs = uuid.uuid4().hex
     for user, reply in exchanges:
-        result, _ = await stack.our_turn(OWNER, user, reply, session_id)
+        result, *_ = await stack.our_turn(OWNER, user, reply, session_id)
         session_id = result.session_id
         await stack.their_turn("storage", theirs, user, reply)
     assert session_id is not None

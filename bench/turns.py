@@ -2,10 +2,16 @@
 
 Ours. The wall time of `Conversations.chat()` minus the model call as the turn record states it
 (`record.latency_ms`: from starting the agent run to its final response, so Agent Framework's own per-run work
-and the HTTP call to the model are excluded). What is left is the lease, the load, routing, building the
-session and the record, the save (journal append, compaction or creation) and the Cosmos metadata write. The
-timed store subclasses (`bench.instrument`) split it into lease acquire, load, save, metadata and lease
-release; "other" is the remainder (routing, session and record building).
+and the HTTP call to the model are excluded). What is left is the lease and the load (which go out together:
+`open`), routing, fitting the context, building the session and the record, the save (journal append,
+compaction or creation) and the Cosmos metadata writes (with the lease release beside them). The timed store
+subclasses (`bench.instrument`) split it into open, save and metadata; "other" is the remainder. Every turn's
+storage requests and sequential steps are counted at the transport (`shared.storage.transport.counting`).
+
+Warm and cold. The first measured turn of each conversation comes to a worker that holds no copy of the session
+(cold: the snapshot is read beside the lease, then its journal); the next ones to the worker that served the
+previous turn (warm: only the journal's new part is read, beside the lease). The headline figure is the warm
+one; the cold one is reported beside it.
 
 Theirs. The time spent in `CosmosHistoryProvider`'s two hooks of the same kind of `Agent.run`: before_run
 (loading the history) and after_run (saving: the provider reads the whole history again, then upserts the
@@ -44,7 +50,7 @@ async def warm_up(stack: Stack) -> None:
     """Open connections and load lazily imported code before anything is timed."""
     session_id = None
     for user, reply in prose.exchanges(99, 3):
-        result, _ = await stack.our_turn(OWNER, user, reply, session_id)
+        result, *_ = await stack.our_turn(OWNER, user, reply, session_id)
         session_id = result.session_id
     for user, reply in prose.exchanges(98, 3):
         await stack.their_turn("warmup", "warmup", user, reply)
@@ -71,6 +77,9 @@ async def run(stack: Stack, quick: bool) -> dict[str, Any]:
                 conversation["entries"] = entries
                 conversation["ours"] = new_session_id()
                 await seed_ours(stack.snapshots, stack.metadata, OWNER, conversation["ours"], entries, created_at)
+                # The first measured turn comes to a worker with no copy of the session (cold); the next ones to
+                # the worker that served the previous turn (warm).
+                stack.snapshots.forget(OWNER, conversation["ours"])
                 await seed_theirs(
                     await stack.their_container(their_container), conversation["theirs"], entries, SOURCE_ID
                 )
@@ -82,14 +91,12 @@ async def run(stack: Stack, quick: bool) -> dict[str, Any]:
                 sample: dict[str, Any] = {"length": length, "turn": length + step}
                 for who in order_pair:
                     if who == "ours":
-                        result, total = await stack.our_turn(OWNER, user, reply, conversation["ours"])
+                        cold = step == 0 and length > 1  # a worker with no copy (see the seeding above)
+                        result, total, trips = await stack.our_turn(OWNER, user, reply, conversation["ours"])
                         conversation["ours"] = result.session_id
                         model_ms = float(result.record.latency_ms or 0.0)
                         phases = dict(stack.phases)
-                        known = sum(
-                            phases.get(name, 0.0)
-                            for name in ("lease_acquire", "load", "save", "metadata", "lease_release")
-                        )
+                        known = sum(phases.get(name, 0.0) for name in ("open", "load", "save", "metadata"))
                         phases["other"] = total - model_ms - known
                         sample["ours"] = {
                             "total_ms": total,
@@ -98,6 +105,8 @@ async def run(stack: Stack, quick: bool) -> dict[str, Any]:
                             "storage_ms": phases.get("save", 0.0) + phases.get("metadata", 0.0),
                             "phases": phases,
                             "backend": result.record.backend,
+                            "cold": cold,
+                            "round_trips": trips.to_dict(),
                         }
                     else:
                         their = await stack.their_turn(their_container, conversation["theirs"], user, reply)
@@ -154,6 +163,16 @@ def compaction_schedule(stack: Stack) -> dict[str, Any]:
     return {"compaction_turns": turns_compacted, "interval_around": intervals}
 
 
+def _trip_kinds(trips: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct step sequences seen (a compaction or a day's first turn has more), with how often."""
+    seen: dict[str, dict[str, Any]] = {}
+    for item in trips:
+        key = repr(item["steps"])
+        entry = seen.setdefault(key, {**item, "turns": 0})
+        entry["turns"] += 1
+    return sorted(seen.values(), key=lambda entry: -entry["turns"])
+
+
 def summarize(
     samples: list[dict[str, Any]],
     order: dict[str, Any],
@@ -163,8 +182,11 @@ def summarize(
     by_length: dict[str, Any] = {}
     for length in LENGTHS:
         rows = [sample for sample in samples if sample["length"] == length]
-        ours_overhead = [row["ours"]["overhead_ms"] for row in rows]
+        cold_rows = [row for row in rows if row["ours"]["cold"]]
+        warm_rows = [row for row in rows if not row["ours"]["cold"]]
+        ours_overhead = [row["ours"]["overhead_ms"] for row in warm_rows]
         theirs_overhead = [row["theirs"]["overhead_ms"] for row in rows]
+        cold_stats = describe([row["ours"]["overhead_ms"] for row in cold_rows]) if cold_rows else None
         ours_total = [row["ours"]["total_ms"] for row in rows]
         theirs_total = [row["theirs"]["total_ms"] for row in rows]
         ours_stats = describe(ours_overhead)
@@ -197,6 +219,13 @@ def summarize(
                 for name in their_phases
             },
             "ours_compaction_ms": describe(compactions.get(length, [])),
+            "ours_cold_overhead_ms": cold_stats,
+            "cold_ratio_p50": ratio(cold_stats["p50"], theirs_stats["p50"]) if cold_stats else None,
+            "ours_round_trips": {
+                kind: _trip_kinds([row["ours"]["round_trips"] for row in chosen])
+                for kind, chosen in (("warm", warm_rows), ("cold", cold_rows))
+                if chosen
+            },
         }
     return {
         "scenario": "turn_overhead",

@@ -447,3 +447,19 @@ def test_the_context_cap_keeps_system_messages_in_place_when_older_history_is_cu
 def test_openai_form_of_a_text_message_is_what_a_live_turn_stores() -> None:
     message = Message(role="assistant", contents=[Content.from_text("a"), Content.from_text("b")]).to_dict()
     assert openai_of(message) == to_openai(message) == {"role": "assistant", "content": "ab"}
+
+
+def test_transcript_keys_carried_turn_to_turn_equal_the_keys_of_the_whole_transcript() -> None:
+    from shared.domain.sessions import said_turns
+    from shared.domain.transcripts import keys_of
+
+    snapshot = new_snapshot("s1", "alice", NOW)
+    for number in range(1, 6):
+        snapshot = snapshot.with_entry(
+            live_entry(number, f"question {number}", f"a{number}"), "2026-03-01T12:00:00Z", {}
+        )
+        assert snapshot.known_keys is not None and snapshot.known_keys[0] == number
+        assert snapshot.transcript_keys() == keys_of(said_turns(snapshot))
+    # Entries changed some other way (a fork keeps fewer): the carried keys no longer apply and are recomputed.
+    fewer = replace(snapshot, entries=snapshot.entries[:3])
+    assert fewer.transcript_keys() == keys_of(said_turns(fewer)) != snapshot.transcript_keys()

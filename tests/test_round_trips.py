@@ -36,13 +36,14 @@ async def turn(services: Services, text: str, session: str | None = None) -> tup
     return result.session_id, trips
 
 
-async def test_a_new_session_a_warm_turn_and_a_cold_turn_take_3_3_and_4_steps(
+async def test_a_new_session_a_warm_turn_and_a_cold_turn_take_2_3_and_4_steps(
     make_env: Callable[..., dict[str, str]], make_services: Callable[..., Any]
 ) -> None:
     env = make_env()
     worker = await make_services(env)
     session, new = await turn(worker, "hello")
-    assert new.steps() == [["blob:put:journal"], ["blob:put:snapshot"], ["cosmos:upsert", "cosmos:upsert"]]
+    # The snapshot first; its empty journal beside the metadata writes.
+    assert new.steps() == [["blob:put:snapshot"], ["blob:put:journal", "cosmos:upsert", "cosmos:upsert"]]
 
     for text in ("second", "third"):
         _, warm = await turn(worker, text, session)
@@ -139,3 +140,30 @@ async def test_a_turn_as_the_http_handler_runs_it_writes_its_audit_event_in_its_
     assert steps[2] == sorted([*WARM_TURN[2], "cosmos:upsert"])  # the audit event: one more write, same step
     events = await services.audit.session_events(session, "alice")
     assert [event.action for event in events] == ["continue"]
+
+
+@pytest.mark.parametrize("warm", [True, False])
+async def test_a_new_session_whose_journal_was_never_written_goes_on(
+    make_env: Callable[..., dict[str, str]], make_services: Callable[..., Any], warm: bool
+) -> None:
+    """The journal is written after the snapshot (beside the metadata): if that write never happened (a crash),
+    the journal reads as empty and the next turn writes it."""
+    from azure.storage.blob.aio import ContainerClient
+
+    env = make_env()
+    worker = await make_services(env)
+    session, _ = await turn(worker, "turn 1")
+    journal = worker.snapshots.journal_name("alice", session, 1)
+    async with ContainerClient.from_connection_string(
+        env["STORAGE_CONNECTION_STRING"], env["SNAPSHOT_CONTAINER"]
+    ) as container:
+        await container.delete_blob(journal)
+    if not warm:
+        worker = await make_services(env)
+    assert (await worker.conversations.get("alice", session)).snapshot.turns == 1
+    await turn(worker, "turn 2", session)
+    await turn(worker, "turn 3", session)
+    fresh = await make_services(env)
+    snapshot = await fresh.snapshots.load("alice", session)
+    said = [message["content"] for message in snapshot.openai_messages() if message["role"] == "user"]
+    assert said == ["turn 1", "turn 2", "turn 3"] and snapshot.journal_turns == 2

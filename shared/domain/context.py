@@ -137,7 +137,25 @@ def _room(fixed: Size, window: Window) -> Size:
     return Size(tokens, window.max_messages - fixed.messages, window.max_chars - fixed.chars)
 
 
-def _first_fitting(sizes: Sequence[Size], room: Size) -> int:
+class _Sizes:
+    """Each turn's size, computed when first asked for: fitting walks back from the newest turn and stops at
+    the first that does not fit, so a long conversation's old turns are never measured."""
+
+    def __init__(self, turns: Sequence[TurnMessages], ratio: TokenRatio) -> None:
+        self._turns, self._ratio = turns, ratio
+        self._known: dict[int, Size] = {}
+
+    def __len__(self) -> int:
+        return len(self._turns)
+
+    def __getitem__(self, index: int) -> Size:
+        size = self._known.get(index)
+        if size is None:
+            size = self._known[index] = size_of(self._turns[index].messages, self._ratio)
+        return size
+
+
+def _first_fitting(sizes: _Sizes, room: Size) -> int:
     """The index of the oldest turn such that it and every later turn fit in `room` (len(sizes) if none)."""
     total = Size(0, 0, 0)
     for index in range(len(sizes) - 1, -1, -1):
@@ -166,7 +184,7 @@ def plan_context(
     if budget is not None and fixed.tokens > budget:
         raise ContextTooLarge(backend, window.tokens or 0, window.reserve, math.ceil(fixed.tokens))
     room = _room(fixed, window)
-    sizes = [size_of(turn.messages, ratio) for turn in turns]
+    sizes = _Sizes(turns, ratio)
     keep = _first_fitting(sizes, room)
     if keep == 0 or not summarize:
         return ContextPlan(keep_from=keep, truncate_from=keep)
@@ -206,8 +224,7 @@ def keep_beside(
     """The first turn sent whole beside a new summary: `at_least` (the plan's), or later if the summary came out
     longer than its allowance (the turns in between then go unsummarized, and the record says how many)."""
     room = _room(fixed, window)
-    sizes = [size_of(turn.messages, ratio) for turn in turns]
-    return max(at_least, _first_fitting(sizes, room - stored_size(summary, ratio)))
+    return max(at_least, _first_fitting(_Sizes(turns, ratio), room - stored_size(summary, ratio)))
 
 
 def _summary_allowance(room: Size) -> Size:

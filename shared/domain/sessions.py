@@ -12,7 +12,7 @@ from shared.domain.context_summary import ContextSummary
 from shared.domain.errors import SessionConflict
 from shared.domain.feedback import Feedback
 from shared.domain.records import Entry, TurnRecord
-from shared.domain.transcripts import Said, keys_of, said
+from shared.domain.transcripts import Said, TranscriptKeys, extended, keys_of, said
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,9 @@ class Snapshot:
     snapshot_bytes: int = 0
     journal_bytes: int = 0
     etag: str | None = None  # of the snapshot blob as read: a compaction rewrites it only if unchanged
+    # The transcript keys of the first N entries, (N, keys): carried from turn to turn so a turn hashes only its
+    # own messages; recomputed whenever the entries are not those N.
+    known_keys: tuple[int, TranscriptKeys] | None = field(default=None, compare=False, repr=False)
 
     @property
     def turns(self) -> int:
@@ -70,13 +73,21 @@ class Snapshot:
         if entry.turn != self.turns + 1:
             raise SessionConflict(f"turn {entry.turn} does not follow turn {self.turns}")
         summaries = self.summaries if summary is None else (*self.summaries, summary)
+        keys = extended(self.transcript_keys().transcript, [said(message) for message in entry.openai_messages])
         return replace(
             self,
             entries=(*self.entries, entry),
             updated_at=updated_at,
             agent_state=dict(agent_state),
             summaries=summaries,
+            known_keys=(self.turns + 1, keys),
         )
+
+    def transcript_keys(self) -> TranscriptKeys:
+        """How an OpenAI client's request finds this session (see `shared.domain.transcripts`)."""
+        if self.known_keys is not None and self.known_keys[0] == self.turns:
+            return self.known_keys[1]
+        return keys_of(said_turns(self))
 
 
 def new_snapshot(session_id: str, owner: str, now: datetime, lineage: Mapping[str, Any] | None = None) -> Snapshot:
@@ -143,6 +154,6 @@ def said_turns(snapshot: Snapshot) -> list[list[Said]]:
 
 
 def summary_of(snapshot: Snapshot) -> SessionSummary:
-    keys = keys_of(said_turns(snapshot))
+    keys = snapshot.transcript_keys()
     summary = summarize(snapshot.session_id, snapshot.owner, snapshot.created_at, snapshot.records)
     return replace(summary, transcript_hash=keys.transcript, replay_hash=keys.replay)

@@ -49,10 +49,14 @@ def keys_of(turns: Sequence[Sequence[Said]]) -> TranscriptKeys:
     before_last = chain(message for turn in turns[:-1] for message in turn)
     if not turns:
         return TranscriptKeys(before_last, None)
-    last = turns[-1]
-    user = next((index for index, (role, _) in enumerate(last) if role == "user"), None)
-    replay = None if user is None else chain(last[: user + 1], before_last)
-    return TranscriptKeys(chain(last, before_last), replay)
+    return extended(before_last, turns[-1])
+
+
+def extended(transcript: str, turn: Sequence[Said]) -> TranscriptKeys:
+    """The keys after one more turn, from the transcript's chain before it (no need to hash the rest again)."""
+    user = next((index for index, (role, _) in enumerate(turn) if role == "user"), None)
+    replay = None if user is None else chain(turn[: user + 1], transcript)
+    return TranscriptKeys(chain(turn, transcript), replay)
 
 
 def flat(turns: Sequence[Sequence[Said]]) -> list[Said]:

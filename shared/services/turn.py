@@ -327,19 +327,28 @@ class TurnRunner:
         with tracer.start_as_current_span("llmrouter.snapshot.save") as span:
             span.set_attribute("llmrouter.snapshot.mode", "create" if turn.lock is None else "append")
             if turn.lock is None:
-                saved = await self._snapshots.create(after)
+                saved = await self._snapshots.create_snapshot(after)
             else:
                 saved = await self._snapshots.append(turn.lock, turn.before, after)
         with tracer.start_as_current_span("llmrouter.metadata.write") as span:
             # The entry is durable: the lease goes back, and the audit event is written, while the metadata is
             # written (one step, not three).
-            also: list[Awaitable[object]] = [] if turn.lock is None else [turn.lock.release()]
+            also: list[Awaitable[object]] = [self._journal_of(saved) if turn.lock is None else turn.lock.release()]
             if turn.request.on_saved is not None:
                 also.append(turn.request.on_saved(saved.session_id, entry.turn))
             written = await asyncio.gather(self._record_metadata(saved, entry.record), *also)
             metadata_saved = written[0] is True
             span.set_attribute("llmrouter.metadata.saved", metadata_saved)
         return TurnResult(saved.session_id, entry.turn, reply.text, entry.record, turn.is_new, metadata_saved)
+
+    async def _journal_of(self, snapshot: Snapshot) -> None:
+        """A new session's journal, written beside its metadata; if it fails, the session's first append writes it."""
+        try:
+            await self._snapshots.create_journal(snapshot)
+        except Exception:  # noqa: BLE001 - the turn is durable already; logged
+            logger.warning(
+                "the journal of new session %s was not created; its next turn creates it", snapshot.session_id
+            )
 
     async def _record_metadata(self, snapshot: Snapshot, record: TurnRecord) -> bool:
         """Cosmos is derived data: a failure here does not undo a saved turn; reconcile repairs it later."""

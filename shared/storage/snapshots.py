@@ -14,7 +14,9 @@ per turn stay bounded (amortized) and a load reads at most 1.5x the compacted si
 
 Concurrency: a turn holds a 60 s blob lease on the snapshot (renewed while the model runs), so a second
 turn on the same session is refused before its model is called; the append position condition is a
-second line of defence if a lease is ever lost. A new session is written only if absent.
+second line of defence if a lease is ever lost. A new session is written only if absent: its snapshot first
+(from then on it exists), its empty journal beside the turn's metadata writes; a journal not written yet reads
+as empty and the first append writes it.
 """
 
 from __future__ import annotations
@@ -201,8 +203,17 @@ class SnapshotStore:
         try:
             data = await (await journal.download_blob()).readall()
         except ResourceNotFoundError:
-            raise _JournalGone from None
+            if await self._unchanged(snapshot):
+                return replace(snapshot, journal_bytes=0)  # a new session whose journal is not written yet
+            raise _JournalGone from None  # a compaction replaced this generation between our two reads
         return apply_journal(snapshot, decode_journal(data), len(data))
+
+    async def _unchanged(self, snapshot: Snapshot) -> bool:
+        try:
+            properties = await self._blob(self.snapshot_name(snapshot.owner, snapshot.session_id)).get_blob_properties()
+        except ResourceNotFoundError:
+            raise SessionNotFound(snapshot.session_id) from None
+        return snapshot.etag is not None and properties.etag == snapshot.etag
 
     async def _journal_tail(self, cached: Snapshot) -> bytes | None:
         """What the journal holds past the cached copy's end (b"" when nothing), or None when it is gone."""
@@ -222,6 +233,10 @@ class SnapshotStore:
         if not tail:
             return cached
         return apply_journal(cached, decode_journal(tail), cached.journal_bytes + len(tail))
+
+    def forget(self, owner: str, session_id: str) -> None:
+        """Drop this worker's copy of the session (the next load reads it whole, as another worker would)."""
+        self._cache.drop(owner, session_id)
 
     def _remember(self, snapshot: Snapshot) -> Snapshot:
         self._cache.put(snapshot)
@@ -272,13 +287,14 @@ class SnapshotStore:
 
     async def create(self, snapshot: Snapshot) -> Snapshot:
         """Write a brand-new session (its first entries); fails with SessionConflict if the id is taken."""
-        journal = self._blob(self.journal_name(snapshot.owner, snapshot.session_id, snapshot.generation))
-        # The journal first (a snapshot never points at a missing journal), and only if absent: an existing
-        # session's journal is never reset by a racing creation.
-        try:
-            await journal.create_append_blob(content_settings=_JOURNAL_GZIP, if_none_match="*")
-        except (ResourceExistsError, ResourceModifiedError):
-            raise SessionConflict(f"session {snapshot.session_id} already exists") from None
+        saved = await self.create_snapshot(snapshot)
+        await self.create_journal(saved)
+        return saved
+
+    async def create_snapshot(self, snapshot: Snapshot) -> Snapshot:
+        """The new session's snapshot, only if absent (SessionConflict if the id is taken): from here the session
+        exists. Its journal may follow (`create_journal`, which a turn runs beside its metadata writes): until it
+        does, a reader takes the journal as empty and the first append creates it."""
         data = await _off_loop(encode_snapshot, snapshot)
         try:
             written = await self._blob(self.snapshot_name(snapshot.owner, snapshot.session_id)).upload_blob(
@@ -295,6 +311,12 @@ class SnapshotStore:
                 etag=written["etag"],
             )
         )
+
+    async def create_journal(self, snapshot: Snapshot) -> None:
+        """The snapshot's (empty) journal, only if absent: never resets one that has members."""
+        journal = self._blob(self.journal_name(snapshot.owner, snapshot.session_id, snapshot.generation))
+        with contextlib.suppress(ResourceExistsError, ResourceModifiedError):
+            await journal.create_append_blob(content_settings=_JOURNAL_GZIP, if_none_match="*")
 
     @contextlib.asynccontextmanager
     async def locked(self, owner: str, session_id: str) -> AsyncIterator[SessionLock]:
@@ -378,7 +400,13 @@ class SnapshotStore:
         behind the lease: a writer whose read went stale is refused)."""
         journal = self._blob(self.journal_name(after.owner, after.session_id, before.generation))
         try:
-            await journal.append_block(member, appendpos_condition=before.journal_bytes)
+            try:
+                await journal.append_block(member, appendpos_condition=before.journal_bytes)
+            except ResourceNotFoundError:
+                if before.journal_bytes:
+                    raise SessionConflict(f"session {after.session_id} was compacted while the turn ran") from None
+                await self.create_journal(before)  # a new session whose journal was not written yet
+                await journal.append_block(member, appendpos_condition=0)
         except HttpResponseError as exc:
             if exc.status_code in (409, 412):
                 raise SessionConflict(f"session {after.session_id} changed while the turn ran") from None
