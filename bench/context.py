@@ -23,7 +23,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench import prose
@@ -33,6 +33,7 @@ from shared.config import Settings
 from shared.domain.analytics import percentile
 from shared.domain.context import Window, assemble, output_reserve, plan_context, size_of, turns_of
 from shared.domain.messages import to_openai
+from shared.domain.records import Entry
 from shared.domain.tokens import TokenRatio
 from tools.emulators import Azurite, CosmosEmulator
 from tools.fake_model import Behaviour, FakeModelServer, prompt_tokens
@@ -182,17 +183,21 @@ def _at(row: dict[str, Any], caps_only: int) -> dict[str, Any]:
     }
 
 
-async def _caps_only_tokens(services: Services, session: str, turn: int) -> int:
-    """What CONTEXT_MAX_MESSAGES and CONTEXT_MAX_CHARS alone would have sent with turn `turn`'s message."""
-    snapshot = await services.snapshots.load("bench", session)
-    settings = services.settings
-    entries = [(entry.turn, entry.af_messages) for entry in snapshot.entries[: turn - 1]]
-    pinned, turns = turns_of(entries)
+def caps_only_history(entries: Sequence[Entry], settings: Settings) -> list[Mapping[str, Any]]:
+    """The history a turn sends without a context window: what CONTEXT_MAX_MESSAGES and CONTEXT_MAX_CHARS keep."""
+    pinned, turns = turns_of([(entry.turn, entry.af_messages) for entry in entries])
     window = Window(None, 0, settings.context_max_messages, settings.context_max_chars)
     exact = TokenRatio(1.0, "bench")
     fixed = size_of([message for _, message in pinned], exact)
     plan = plan_context(turns, fixed, (), window, exact, summarize=False, backend="local")
-    history = assemble(pinned, turns, plan.keep_from, None)
+    return assemble(pinned, turns, plan.keep_from, None)
+
+
+async def _caps_only_tokens(services: Services, session: str, turn: int) -> int:
+    """What CONTEXT_MAX_MESSAGES and CONTEXT_MAX_CHARS alone would have sent with turn `turn`'s message."""
+    snapshot = await services.snapshots.load("bench", session)
+    settings = services.settings
+    history = caps_only_history(snapshot.entries[: turn - 1], settings)
     new = snapshot.entries[turn - 1].af_messages[0]
     messages = [{"role": "system", "content": settings.system_prompt}, *map(to_openai, [*history, new])]
     return prompt_tokens(messages, "bpe")
