@@ -8,6 +8,7 @@ from typing import Any
 
 import matplotlib
 
+from bench import concurrency
 from bench.context import markdown as context_markdown
 from bench.env import ratio
 
@@ -608,6 +609,9 @@ def write(out: Path, results: dict[str, Any], stamp: dict[str, Any], facts: dict
     if "context" in results:
         md += [*context_markdown(results["context"])[:1], _stamp_note(results["context"], stamp)]
         md += context_markdown(results["context"])[1:]
+    if "concurrency" in results:
+        plots.append(concurrency.plot(out, results["concurrency"]))
+        md += concurrency.markdown(results["concurrency"], _stamp_note(results["concurrency"], stamp), plots[-1])
     md += ["## Order of resumed transcripts", "", *_order_findings(results), ""]
     md += [
         "## Files",
