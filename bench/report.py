@@ -57,7 +57,7 @@ def _stamp_note(result: dict[str, Any], stamp: dict[str, Any]) -> str:
     notes = []
     other = result.get("provenance")
     if other and (other.get("date") != stamp.get("date")):
-        notes.append(f"from an earlier run: {other.get('date')}, commit {str(other.get('commit'))[:12]}")
+        notes.append(f"from another run: {other.get('date')}, commit {str(other.get('commit'))[:12]}")
     load = result.get("load_average")
     if load:
         notes.append(
