@@ -14,20 +14,32 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, context, facts, report, resume, router, storage, throughput, turns
+from bench import coldstart, concurrency, context, facts, report, resume, router, storage, throughput, turns
 from bench.env import FakeModel, emulators, load_average, provenance
 from bench.stack import MODELS, build_stack, settings_env
 from shared.storage.metadata import MetadataStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("turns", "resume", "storage", "coldstart", "throughput", "router", "context")
+SCENARIOS = ("turns", "resume", "storage", "coldstart", "throughput", "router", "context", "concurrency")
 
 
 def _log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _timed(name: str, scenario: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Runs one scenario, adding how long it took and the load average before and after."""
+    _log(f"{name} ...")
+    began, load_before = time.perf_counter(), load_average()
+    result = scenario()
+    result["elapsed_s"] = round(time.perf_counter() - began, 1)
+    result["load_average"] = {"before": load_before, "after": load_average()}
+    _log(f"{name} done in {result['elapsed_s']} s")
+    return result
 
 
 async def _in_process(azurite: Any, cosmos: Any, model: FakeModel, only: set[str], quick: bool) -> dict[str, Any]:
@@ -106,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             results["context"] = context.run(azurite, cosmos, args.quick)
             results["context"]["elapsed_s"] = round(time.perf_counter() - began, 1)
             results["context"]["load_average"] = {"before": load_before, "after": load_average()}
+        if "concurrency" in only:
+            results["concurrency"] = _timed("concurrency", lambda: concurrency.run(azurite, cosmos, args.quick))
     if "router" in only:
         _log("router ...")
         began = time.perf_counter()

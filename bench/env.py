@@ -14,6 +14,7 @@ import platform
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -233,6 +234,35 @@ def cpu_seconds(pid: int | None) -> float | None:
         return None
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+class CpuMeter:
+    """CPU seconds the named processes, and this one (the client), use from construction to `read()`."""
+
+    def __init__(self, processes: dict[str, int | None]) -> None:
+        self.processes = processes
+        self._client = time.process_time()
+        self._before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+
+    def read(self) -> dict[str, float | None]:
+        used: dict[str, float | None] = {"client (this process)": round(time.process_time() - self._client, 3)}
+        for name, pid in self.processes.items():
+            before, after = self._before[name], cpu_seconds(pid)
+            used[name] = None if before is None or after is None else round(after - before, 3)
+        return used
+
+
+def resident_mb(pid: int | None, field: str = "VmRSS") -> float | None:
+    """Resident memory of a process in MB (Linux /proc): `VmRSS` now, or `VmHWM`, its peak so far."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def load_average() -> list[float] | None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import matplotlib
 
+from bench import concurrency
 from bench.context import markdown as context_markdown
 from bench.env import ratio
 
@@ -56,7 +57,7 @@ def _stamp_note(result: dict[str, Any], stamp: dict[str, Any]) -> str:
     notes = []
     other = result.get("provenance")
     if other and (other.get("date") != stamp.get("date")):
-        notes.append(f"from an earlier run: {other.get('date')}, commit {str(other.get('commit'))[:12]}")
+        notes.append(f"from another run: {other.get('date')}, commit {str(other.get('commit'))[:12]}")
     load = result.get("load_average")
     if load:
         notes.append(
@@ -633,6 +634,9 @@ def write(out: Path, results: dict[str, Any], stamp: dict[str, Any], facts: dict
     if "context" in results:
         md += [*context_markdown(results["context"])[:1], _stamp_note(results["context"], stamp)]
         md += context_markdown(results["context"])[1:]
+    if "concurrency" in results:
+        plots.append(concurrency.plot(out, results["concurrency"]))
+        md += concurrency.markdown(results["concurrency"], _stamp_note(results["concurrency"], stamp), plots[-1])
     md += ["## Order of resumed transcripts", "", *_order_findings(results), ""]
     md += [
         "## Files",

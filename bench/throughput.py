@@ -27,7 +27,7 @@ from azure.cosmos.aio import CosmosClient
 from azure.storage.blob.aio import BlobServiceClient
 
 from bench import prose
-from bench.env import PYTHON, FakeModel, cpu_seconds, describe, load_average, terminate
+from bench.env import PYTHON, CpuMeter, FakeModel, describe, load_average, terminate
 from bench.stack import MODELS
 from shared.domain.errors import SessionNotFound
 from shared.domain.ids import ANONYMOUS_OWNER
@@ -39,13 +39,17 @@ TURNS = 5
 LATENCY = 0.2
 
 
-def _server_env(azurite: Azurite, cosmos: CosmosEmulator, local: FakeModel, cloud: FakeModel, suffix: str) -> dict:
+def server_env(
+    azurite: Azurite, cosmos: CosmosEmulator, local: FakeModel, cloud: FakeModel, name: str = "bench-tp"
+) -> dict[str, str]:
+    """The dev server's settings: the emulators, both fake models, and a container and database of its own."""
+    name = f"{name}-{uuid.uuid4().hex[:8]}"
     return {
         "STORAGE_CONNECTION_STRING": azurite.connection_string,
-        "SNAPSHOT_CONTAINER": f"bench-tp-{suffix}",
+        "SNAPSHOT_CONTAINER": name,
         "COSMOS_ENDPOINT": cosmos.endpoint,
         "COSMOS_KEY": cosmos.key,
-        "COSMOS_DATABASE": f"bench-tp-{suffix}",
+        "COSMOS_DATABASE": name,
         "LOCAL_MODEL_ENDPOINT": local.base_url,
         "LOCAL_MODEL_NAME": MODELS["local"],
         "CLOUD_MODEL_ENDPOINT": cloud.base_url,
@@ -90,33 +94,49 @@ class DevServer:
         terminate(process, grace=20)
 
 
+def processes(
+    server: DevServer, azurite: Azurite, cosmos: CosmosEmulator, local: FakeModel, cloud: FakeModel
+) -> dict[str, int | None]:
+    """Every process of a run by name, for `CpuMeter`."""
+    return {
+        "devserver": server.process.pid if server.process else None,
+        "azurite": azurite.pid,
+        "cosmos emulator": cosmos.pid,
+        "fake model local": local.process.pid if local.process else None,
+        "fake model cloud": cloud.process.pid if cloud.process else None,
+    }
+
+
+async def post_turn(client: httpx.AsyncClient, message: str, session_id: str | None) -> dict[str, Any]:
+    """One `POST /chat` as a client sees it: status (or the exception's name), latency, session, turn, message."""
+    body: dict[str, Any] = {"message": message}
+    if session_id is not None:
+        body["session_id"] = session_id
+    started = time.perf_counter()
+    try:
+        response = await client.post("/chat", json=body)
+        status = response.status_code
+        data = response.json() if status == 200 else {}
+    except httpx.HTTPError as exc:
+        status, data = type(exc).__name__, {}
+    return {
+        "status": status,
+        "latency_ms": (time.perf_counter() - started) * 1000.0,
+        "session_id": data.get("session_id", session_id),
+        "turn": data.get("turn"),
+        "message": message,
+        "ended": time.perf_counter(),
+    }
+
+
 async def _session(client: httpx.AsyncClient, messages: list[str], log: list[dict[str, Any]]) -> None:
     session_id: str | None = None
     for message in messages:
-        body: dict[str, Any] = {"message": message}
-        if session_id is not None:
-            body["session_id"] = session_id
-        started = time.perf_counter()
-        try:
-            response = await client.post("/chat", json=body)
-            status = response.status_code
-            data = response.json() if status == 200 else {}
-        except httpx.HTTPError as exc:
-            status, data = type(exc).__name__, {}
-        elapsed = (time.perf_counter() - started) * 1000.0
-        log.append(
-            {
-                "status": status,
-                "latency_ms": elapsed,
-                "session_id": data.get("session_id", session_id),
-                "turn": data.get("turn"),
-                "message": message,
-                "ended": time.perf_counter(),
-            }
-        )
-        if status != 200:
+        entry = await post_turn(client, message, session_id)
+        log.append(entry)
+        if entry["status"] != 200:
             return  # the rest of this session would depend on a turn that may not exist
-        session_id = data["session_id"]
+        session_id = entry["session_id"]
 
 
 async def _one_run(
@@ -128,21 +148,17 @@ async def _one_run(
             await client.post("/chat", json={"message": user})
         plans = [[user for user, _ in prose.exchanges(seed * 100 + index, TURNS)] for index in range(SESSIONS)]
         log: list[dict[str, Any]] = []
-        cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
-        client_before = time.process_time()
+        meter = CpuMeter(processes)
         started = time.perf_counter()
         await asyncio.gather(*(_session(client, plan, log) for plan in plans))
         wall = time.perf_counter() - started
-        cpu: dict[str, float | None] = {"client (this process)": round(time.process_time() - client_before, 3)}
-        for name, pid in processes.items():
-            before, after = cpu_before[name], cpu_seconds(pid)
-            cpu[name] = None if before is None or after is None else round(after - before, 3)
+        cpu = meter.read()
     for entry in log:
         entry["ended"] -= started
     return log, wall, cpu
 
 
-async def _verify(azurite: Azurite, cosmos: CosmosEmulator, env: dict[str, str], log: list[dict[str, Any]]) -> dict:
+async def verify(azurite: Azurite, cosmos: CosmosEmulator, env: dict[str, str], log: list[dict[str, Any]]) -> dict:
     acknowledged = [entry for entry in log if entry["status"] == 200]
     by_session: dict[str, dict[int, str]] = {}
     for entry in acknowledged:
@@ -198,6 +214,15 @@ async def _verify(azurite: Azurite, cosmos: CosmosEmulator, env: dict[str, str],
     }
 
 
+def durable(check: dict[str, Any]) -> bool:
+    """Whether `verify` found every acknowledged turn exactly once in Blob and in Cosmos, and nothing else."""
+    return bool(
+        check["problem_count"] == 0
+        and check["in_blob_exactly_once"] == check["acknowledged"]
+        and check["in_cosmos_exactly_once"] == check["acknowledged"]
+    )
+
+
 def run(azurite: Azurite, cosmos: CosmosEmulator, quick: bool) -> dict[str, Any]:
     reply = prose.assistant_message(random.Random(5))
     runs: list[dict[str, Any]] = []
@@ -206,20 +231,15 @@ def run(azurite: Azurite, cosmos: CosmosEmulator, quick: bool) -> dict[str, Any]
         FakeModel("cloud", latency=LATENCY, reply=reply, models=(MODELS["cloud"],)) as cloud,
     ):
         for index in range(1 if quick else 3):
-            env = _server_env(azurite, cosmos, local, cloud, uuid.uuid4().hex[:8])
+            env = server_env(azurite, cosmos, local, cloud)
             server = DevServer(env).start()
-            processes = {
-                "devserver": server.process.pid if server.process else None,
-                "azurite": azurite.pid,
-                "cosmos emulator": cosmos.pid,
-                "fake model local": local.process.pid if local.process else None,
-                "fake model cloud": cloud.process.pid if cloud.process else None,
-            }
             try:
-                log, wall, cpu = asyncio.run(_one_run(server.url, 900 + index, processes))
+                log, wall, cpu = asyncio.run(
+                    _one_run(server.url, 900 + index, processes(server, azurite, cosmos, local, cloud))
+                )
             finally:
                 server.stop()
-            check = asyncio.run(_verify(azurite, cosmos, env, log))
+            check = asyncio.run(verify(azurite, cosmos, env, log))
             ok = [entry for entry in log if entry["status"] == 200]
             statuses: dict[str, int] = {}
             for entry in log:
@@ -257,11 +277,6 @@ def run(azurite: Azurite, cosmos: CosmosEmulator, quick: bool) -> dict[str, Any]
         "fraction_of_ideal_p50": round(describe(rates, 2)["p50"] / ideal, 3),
         "latency_p50_ms": describe(p50s, 1),
         "latency_p95_ms": describe(p95s, 1),
-        "all_acknowledged_turns_durable": all(
-            run["check"]["problem_count"] == 0
-            and run["check"]["in_blob_exactly_once"] == run["check"]["acknowledged"]
-            and run["check"]["in_cosmos_exactly_once"] == run["check"]["acknowledged"]
-            for run in runs
-        ),
+        "all_acknowledged_turns_durable": all(durable(run["check"]) for run in runs),
         "runs": runs,
     }

@@ -387,10 +387,41 @@ def test_function_app_is_flex_consumption_with_identity_deployment() -> None:
     assert config["scaleAndConcurrency"] == {
         "instanceMemoryMB": "instanceMemoryMB",
         "maximumInstanceCount": "maximumInstanceCount",
+        "triggers": {"http": {"perInstanceConcurrency": "httpPerInstanceConcurrency"}},
     }
     params = module_params(MAIN, "app/api.bicep")
     assert params["instanceMemoryMB"] == "functionInstanceMemoryMB"
     assert params["maximumInstanceCount"] == "functionMaximumInstanceCount"
+
+
+def bounds(path: Path, name: str) -> tuple[Any, Any]:
+    """(@minValue, @maxValue) of a Bicep int parameter."""
+    parameter = bicep(path)["parameters"][name]
+    assert parameter["type"] == "int", f"{rel(path)} {name}"
+    decorators = {d["type"]: d["argument"] for d in parameter["decorators"]}
+    return decorators.get("min_value"), decorators.get("max_value")
+
+
+def test_http_per_instance_concurrency_is_a_bounded_parameter_that_reaches_the_app() -> None:
+    # Flex Consumption takes 1..1000; left unset, a Python app gets 1: one instance per turn in flight.
+    chain = (
+        (MAIN, "functionHttpPerInstanceConcurrency"),
+        (API, "httpPerInstanceConcurrency"),
+        (FUNCTION_HOST, "httpPerInstanceConcurrency"),
+    )
+    for path, name in chain:
+        assert bounds(path, name) == (1, 1000), f"{rel(path)} {name}"
+    assert module_params(MAIN, "app/api.bicep")["httpPerInstanceConcurrency"] == "functionHttpPerInstanceConcurrency"
+    passed = module_params(API, "functions-flex-consumption.bicep")["httpPerInstanceConcurrency"]
+    assert passed == "httpPerInstanceConcurrency"
+    config = bicep(FUNCTION_HOST)["resources"]["functionApp"]["config"]["properties"]["functionAppConfig"]
+    assert config["scaleAndConcurrency"]["triggers"]["http"]["perInstanceConcurrency"] == "httpPerInstanceConcurrency"
+    # One default, in main.bicep (and the parameters file), measured for one instance size: the modules take it.
+    assert bicep(API)["parameters"]["httpPerInstanceConcurrency"]["default"] is None
+    assert bicep(FUNCTION_HOST)["parameters"]["httpPerInstanceConcurrency"]["default"] is None
+    main = bicep(MAIN)["parameters"]
+    assert 1 < main["functionHttpPerInstanceConcurrency"]["default"] <= 1000
+    assert main["functionInstanceMemoryMB"]["default"] == 2048, "the concurrency default was measured for 2,048 MB"
 
 
 def test_cosmos_containers_match_the_code() -> None:

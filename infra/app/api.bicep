@@ -39,6 +39,11 @@ param instanceMemoryMB int
 @description('Most instances the app may scale out to.')
 param maximumInstanceCount int
 
+@description('Most HTTP requests (chat turns) one instance serves at once.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int
+
 @description('Blob endpoint of the snapshot storage account, e.g. https://<account>.blob.core.windows.net/.')
 param snapshotBlobEndpoint string
 
@@ -167,6 +172,7 @@ module functionApp '../core/host/functions-flex-consumption.bicep' = {
     runtimeVersion: pythonVersion
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
     appSettings: appSettings
   }
 }

@@ -50,6 +50,11 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+@description('Most HTTP requests one instance serves at once (functionAppConfig.scaleAndConcurrency.triggers.http.perInstanceConcurrency); more waiting requests make the platform add instances. Python apps default to 1 when it is not set.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int
+
 @description('App settings (name to value). No secrets: every connection is identity-based.')
 param appSettings object
 
@@ -112,6 +117,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
       }
       runtime: {
         name: runtimeName
