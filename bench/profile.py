@@ -30,7 +30,7 @@ import httpx
 
 from bench import prose
 from bench.env import FakeModel, cpu_seconds, emulators
-from bench.throughput import DevServer, _server_env
+from bench.throughput import DevServer, server_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SESSIONS = 20
@@ -115,7 +115,7 @@ def run(label: str) -> Path:
         local = FakeModel("local", latency=0.2, reply=prose.assistant_message(random.Random(3)))
         cloud = FakeModel("cloud", latency=0.2, reply=local.reply)
         with local, cloud:
-            server = DevServer(_server_env(azurite, cosmos, local, cloud, f"prof-{uuid.uuid4().hex[:6]}")).start()
+            server = DevServer(server_env(azurite, cosmos, local, cloud, f"prof-{uuid.uuid4().hex[:6]}")).start()
             try:
                 assert server.process is not None
                 raw = Path(f"/tmp/py-spy-{label}-{uuid.uuid4().hex[:6]}.txt")

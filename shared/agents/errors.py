@@ -21,7 +21,7 @@ def classify(backend: str, exc: BaseException) -> ModelCallError:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, openai.APITimeoutError | TimeoutError):
-            return ModelCallError(backend, "timeout")
+            return ModelCallError(backend, "connection" if _dropped(current) else "timeout")
         if isinstance(current, openai.APIConnectionError | ConnectionError):
             return ModelCallError(backend, "connection")
         if isinstance(current, openai.APIStatusError):
@@ -38,6 +38,21 @@ def classify(backend: str, exc: BaseException) -> ModelCallError:
         inner = getattr(current, "inner_exception", None)
         current = inner if isinstance(inner, BaseException) else (current.__cause__ or current.__context__)
     return ModelCallError(backend, "error")
+
+
+def _dropped(exc: BaseException) -> bool:
+    """A "timeout" that was really a dropped connection: the openai SDK's aiohttp transport reports aiohttp's
+    ClientConnectionError (a reset, a server that hung up) as httpx's ConnectTimeout; the original is its cause."""
+    cause = exc.__cause__ or exc.__context__
+    seen = 0
+    while cause is not None and seen < 8:
+        name = type(cause).__name__
+        if isinstance(cause, ConnectionError) or (
+            type(cause).__module__.startswith("aiohttp") and "Timeout" not in name
+        ):
+            return True
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
 
 
 def _too_long(error: openai.APIStatusError) -> bool:

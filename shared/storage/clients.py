@@ -11,9 +11,10 @@ from azure.cosmos.aio import CosmosClient
 from azure.storage.blob.aio import BlobServiceClient
 
 from shared.config import Settings
+from shared.config.network import proxies_for
 from shared.storage.metadata import MetadataStore
 from shared.storage.snapshots import SnapshotStore
-from shared.storage.transport import SharedSession, proxies_for
+from shared.storage.transport import SharedSession
 
 Closer = Callable[[], Awaitable[Any]]
 

@@ -4,7 +4,7 @@ read once, and the round trips of a piece of work counted when someone asks.
 Why one session, built here: each SDK client otherwise opens its own aiohttp session with `trust_env=True`, and
 aiohttp then reads `~/.netrc` and the proxy variables in a worker thread on every request (a profile of the
 server showed that, with the thread hand-offs, at about a fifth of its CPU). Here proxies are resolved once,
-when the clients are built, from the same variables, `NO_PROXY` included (`proxies_for`).
+when the clients are built, from the same variables, `NO_PROXY` included (`shared.config.network`).
 
 Counting (`counting()`): every request a storage client sends inside the block is recorded with its start and
 end, so the block's *requests* and its *sequential steps* (requests that overlap in time form one step: they
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -158,13 +157,3 @@ class SharedSession:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def proxies_for(url: str) -> dict[str, str] | None:
-    """The proxy the environment names for `url` (HTTPS_PROXY and friends, NO_PROXY honoured), read once."""
-    host = urlparse(url).hostname or ""
-    proxies = urllib.request.getproxies()
-    if not proxies or urllib.request.proxy_bypass(host):
-        return None
-    chosen: dict[str, str] = {scheme: proxies[scheme] for scheme in ("http", "https") if scheme in proxies}
-    return chosen or None
