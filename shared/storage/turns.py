@@ -1,8 +1,9 @@
 """Turn records in Cosmos DB: one document per turn, in the session's partition (`/sessionId`).
 
 Blob Storage is the source of truth; everything here can be rebuilt from the snapshots (reconcile). A turn
-document's id is derived from owner, session and turn, and a turn record never changes once written, so
-every write is an idempotent upsert and a repair can never undo a newer turn.
+document keeps only what analytics, budgets and calibration read (`documents.turn_document`). Its id is derived
+from owner, session and turn, and a turn record never changes once written, so every write is an idempotent
+upsert and a repair can never undo a newer turn.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from shared.domain.budget import Charge
 from shared.domain.feedback import Feedback
 from shared.domain.records import TurnRecord, TurnRow
 from shared.storage.cosmos import CosmosDatabase
-from shared.storage.documents import charge_of, differs, stored_fields, turn_document, turn_row
+from shared.storage.documents import charge_of, is_current, turn_document, turn_row
 
 _WRITERS = 8  # concurrent upserts when many turns are written at once (an import)
 
@@ -117,14 +118,16 @@ class TurnStore:
     async def repair(
         self, owner: str, session_id: str, records: Sequence[TurnRecord], feedback: Mapping[int, Feedback]
     ) -> int:
-        """Write every record whose document is missing or differs; returns how many were written."""
+        """Write every record whose document is missing or not exactly what a turn writes now; returns how many
+        were written. A document of an older schema version is rewritten whole in the current one (and so shrinks
+        to what Cosmos keeps): reconcile migrates the sessions it visits."""
         stored = {int(item["turn"]): item for item in await self._session_documents(owner, session_id)}
         repaired = 0
         for record in records:
             expected = turn_document(owner, session_id, record, feedback.get(record.turn))
             current = stored.get(record.turn)
-            if current is None or differs(current, expected):
-                await self._upsert({**stored_fields(current or {}), **expected})
+            if current is None or not is_current(current, expected):
+                await self._upsert(expected)
                 repaired += 1
         return repaired
 
