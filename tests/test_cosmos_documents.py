@@ -3,7 +3,7 @@
 A turn document keeps what analytics, budgets and router calibration read (`shared/storage/documents.py`); the Blob
 record keeps everything. Proved here: the exact fields kept; analytics (and budget charges and calibration rows)
 over Cosmos rows equal to those over the Blob records, pure and then for a real varied session on the emulators;
-version-1 documents still read the same.
+version-1 documents still read the same; a turn's two metadata writes report their charge and fail apart.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from shared.domain.analytics import analytics
 from shared.domain.feedback import Feedback
 from shared.domain.pricing import Price
 from shared.domain.records import Attempt, TurnRecord, carried_record, imported_record
+from shared.domain.sessions import summary_of
 from shared.storage.documents import charge_of, kept_record, turn_document, turn_row
+from tests.api_helpers import drop_container
 from tests.consistency import version_1_turn_document
 from tools.calibrate_router import evidence
 from tools.fake_model import Behaviour, FakeModelServer
@@ -169,6 +171,25 @@ def test_a_document_of_an_unknown_schema_version_is_refused() -> None:
 
 
 # ---- on the emulators ----------------------------------------------------------------------------------------------
+
+
+async def test_a_turns_two_metadata_writes_report_their_request_charge_and_a_failed_one_leaves_the_other_written(
+    make_env: Callable[..., dict[str, str]], make_services: Callable[..., Any]
+) -> None:
+    env = make_env(COSMOS_CREATE_RESOURCES="false")  # as in Azure: a missing container is not recreated
+    services: Services = await make_services(env)
+    await services.metadata.ensure_resources()
+    first = await services.conversations.chat("alice", "hi")
+    snapshot = await services.snapshots.load("alice", first.session_id)
+    # The emulator answers every request with x-ms-request-charge 1 (hard-coded): two writes, 2 RU.
+    assert await services.metadata.record_turn(summary_of(snapshot), first.record) == 2.0
+    await drop_container(env, "sessions")
+
+    second = await services.conversations.chat("alice", "and again", first.session_id)
+
+    assert not second.metadata_saved  # logged; reconcile repairs it
+    rows = await services.metadata.turns.rows_of_session("alice", first.session_id)
+    assert [row.record for row in rows] == [kept_record(first.record), kept_record(second.record)]
 
 
 async def test_analytics_over_cosmos_rows_equal_analytics_over_the_blob_records_for_a_varied_session(

@@ -29,8 +29,9 @@ class TurnStore:
         self._database = database
         self._container = database.container("turns")
 
-    async def put(self, owner: str, session_id: str, record: TurnRecord, feedback: Feedback | None = None) -> None:
-        await self._upsert(turn_document(owner, session_id, record, feedback))
+    async def put(self, owner: str, session_id: str, record: TurnRecord, feedback: Feedback | None = None) -> float:
+        """Write the turn's document; returns the request charge of the write (RU)."""
+        return await self._database.upsert("turns", turn_document(owner, session_id, record, feedback))
 
     async def put_many(
         self, owner: str, session_id: str, records: Sequence[TurnRecord], feedback: Mapping[int, Feedback]
@@ -127,12 +128,9 @@ class TurnStore:
             expected = turn_document(owner, session_id, record, feedback.get(record.turn))
             current = stored.get(record.turn)
             if current is None or not is_current(current, expected):
-                await self._upsert(expected)
+                await self._database.upsert("turns", expected)
                 repaired += 1
         return repaired
-
-    async def _upsert(self, document: dict[str, Any]) -> None:
-        await self._database.again_if_missing(lambda: self._container.upsert_item(document))
 
     async def _session_documents(self, owner: str, session_id: str) -> list[dict[str, Any]]:
         query = (
