@@ -124,7 +124,8 @@ def turn_row(document: Mapping[str, Any]) -> TurnRow:
     what analytics read: the same `TurnRecord.from_dict` reads both, with the same analytics."""
     version = document.get("schemaVersion")
     if version not in TURN_SCHEMA_VERSIONS:
-        raise ValueError(f"turn document {document.get('id')} has schema version {version!r}, not one of 1, 2")
+        known = ", ".join(map(str, TURN_SCHEMA_VERSIONS))
+        raise ValueError(f"turn document {document.get('id')} has schema version {version!r}, not one of {known}")
     feedback = document.get("feedback")
     return TurnRow(
         str(document["sessionId"]),
