@@ -76,13 +76,16 @@ class TimedMetadataStore(MetadataStore):
     def __init__(self, *args: Any, phases: Phases, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.phases = phases
+        self.request_charges: list[float] = []  # RU of each turn's metadata writes, as the service reported them
 
-    async def record_turn(self, summary: SessionSummary, record: TurnRecord) -> None:
+    async def record_turn(self, summary: SessionSummary, record: TurnRecord) -> float:
         started = time.perf_counter()
         try:
-            await super().record_turn(summary, record)
+            charge = await super().record_turn(summary, record)
         finally:
             self.phases.add("metadata", started)
+        self.request_charges.append(charge)
+        return charge
 
 
 class TimedHistoryProvider(CosmosHistoryProvider):

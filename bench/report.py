@@ -8,7 +8,7 @@ from typing import Any
 
 import matplotlib
 
-from bench import concurrency
+from bench import concurrency, storage
 from bench.context import markdown as context_markdown
 from bench.env import ratio
 
@@ -568,8 +568,11 @@ def write(out: Path, results: dict[str, Any], stamp: dict[str, Any], facts: dict
             "real text (by up to that factor on the text part); the Cosmos figures, uncompressed, are not affected.",
             "",
             "Bytes. Ours keeps each message twice in Blob (Agent Framework and OpenAI form, side by side so gzip "
-            "folds one into the other) plus the routing record; Cosmos holds only routing metadata, no text. "
-            "Theirs keeps each message once, uncompressed, in its own document.",
+            "folds one into the other) plus the whole routing record; Cosmos keeps per turn only what analytics, "
+            "budgets and router calibration read (no text). Theirs keeps each message once, uncompressed, in its "
+            "own document.",
+            "",
+            *(storage.summary_lines(s) if "estimated_ru_per_turn" in s else []),
             "",
             f"![storage]({plots[-1]})",
             "",

@@ -10,6 +10,13 @@ with `CosmosHistoryProvider`) with the same prose and replies. Measured:
   not Azure's billed size (which adds index overhead).
 - theirs, Cosmos: the session's message documents, measured the same way.
 - raw: the UTF-8 bytes of the user and assistant message texts.
+- ours, request units per turn (the turn document created and the session summary replaced, concurrently):
+  what the emulator's `x-ms-request-charge` header said for each turn's two writes (it answers 1 to every
+  request: hard-coded in the package), and an estimate for Azure from Microsoft's published guidance
+  ("Understand request units consumption in Azure Cosmos DB": a write's charge by document size plus 0.2 RU per
+  index term written or changed; `bench/request_units.py`) for the last turn's two documents, under the
+  containers' indexing policy (`shared/storage/indexing.py`) and, for comparison, under the default policy that
+  indexes every path.
 """
 
 from __future__ import annotations
@@ -20,11 +27,14 @@ from typing import Any
 
 from bench import prose
 from bench.env import describe
+from bench.request_units import create_ru, document_bytes, index_terms, replace_ru
 from bench.stack import Stack, order_report, sort_key_ties, transcript_of
+from shared.storage.indexing import INDEXED_PATHS
 
 OWNER = "bench-storage"
 EXCHANGES = 100
 SYSTEM_PROPERTIES = ("_rid", "_self", "_etag", "_attachments", "_ts")
+KEY_FIELDS = ("id", "type", "schemaVersion", "sessionId", "userId")
 
 
 def _json_bytes(document: dict[str, Any], strip: bool) -> int:
@@ -38,11 +48,17 @@ async def measure_one(stack: Stack, seed: int) -> dict[str, Any]:
     raw = sum(len(user.encode("utf-8")) + len(reply.encode("utf-8")) for user, reply in exchanges)
     session_id: str | None = None
     theirs = uuid.uuid4().hex
-    for user, reply in exchanges:
+    summary_before: dict[str, Any] = {}  # the summary document as the last turn found it
+    stack.metadata.request_charges.clear()
+    for index, (user, reply) in enumerate(exchanges):
+        if session_id is not None and index == len(exchanges) - 1:
+            sessions = stack.metadata.database.container("sessions")
+            summary_before = await sessions.read_item(session_id, partition_key=OWNER)
         result, *_ = await stack.our_turn(OWNER, user, reply, session_id)
         session_id = result.session_id
         await stack.their_turn("storage", theirs, user, reply)
     assert session_id is not None
+    charges = list(stack.metadata.request_charges)
     container = stack.snapshots._container
     blobs = {
         blob.name.rsplit("/", 1)[1]: int(blob.size)
@@ -89,8 +105,40 @@ async def measure_one(stack: Stack, seed: int) -> dict[str, Any]:
         "theirs_documents": len(their_docs),
         "snapshot_turns": snapshot.snapshot_turns,
         "journal_turns": snapshot.journal_turns,
+        **_documents_and_charges(turn_docs, summary_before, summary_doc, charges),
         "order_ours": order_report(expected, ours_got),
         "order_theirs": {**order_report(expected, theirs_got), "documents": documents, "tied": tied},
+    }
+
+
+def _documents_and_charges(
+    turn_docs: list[dict[str, Any]], summary_before: dict[str, Any], summary: dict[str, Any], charges: list[float]
+) -> dict[str, Any]:
+    """Document sizes, the emulator's request charges per turn, and Azure's estimate for the last turn's writes."""
+    last = max(turn_docs, key=lambda doc: int(doc["turn"]))
+
+    def estimate(turns: tuple[str, ...] | None, sessions: tuple[str, ...] | None) -> dict[str, Any]:
+        turn_ru, summary_ru = create_ru(last, turns), replace_ru(summary_before, summary, sessions)
+        return {
+            "turn_document_create": turn_ru,
+            "summary_replace": summary_ru,
+            "per_turn": round(turn_ru + summary_ru, 2),
+            "turn_document_index_terms": len(index_terms(last, turns)),
+        }
+
+    keys = {key: last[key] for key in KEY_FIELDS}
+    return {
+        # what every turn document costs whatever it keeps: its keys, and the system properties the service adds
+        "turn_document_floor_bytes": document_bytes(keys) + _json_bytes(last, False) - _json_bytes(last, True),
+        "turn_document_bytes": [document_bytes(doc) for doc in turn_docs],
+        "turn_document_bytes_with_system_properties": [_json_bytes(doc, False) for doc in turn_docs],
+        "summary_document_bytes": document_bytes(summary),
+        "summary_document_bytes_with_system_properties": _json_bytes(summary, False),
+        "emulator_request_charge_per_turn": charges,
+        "estimated_ru_per_turn": {
+            "indexing_policy": estimate(INDEXED_PATHS["turns"], INDEXED_PATHS["sessions"]),
+            "default_policy": estimate(None, None),
+        },
     }
 
 
@@ -122,5 +170,43 @@ async def run(stack: Stack, quick: bool) -> dict[str, Any]:
             "theirs": round(theirs / raw, 3),
         },
         "ratio_ours_total_to_theirs": round((blob + cosmos) / theirs, 3),
+        "turn_document_bytes": _pooled(runs, "turn_document_bytes"),
+        "turn_document_bytes_with_system_properties": _pooled(runs, "turn_document_bytes_with_system_properties"),
+        "summary_document_bytes": figure("summary_document_bytes"),
+        "turn_document_floor_bytes": figure("turn_document_floor_bytes"),
+        "emulator_request_charge_per_turn": _pooled(runs, "emulator_request_charge_per_turn"),
+        "estimated_ru_per_turn": runs[0]["estimated_ru_per_turn"],
         "runs": runs,
     }
+
+
+def _pooled(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    return describe([float(value) for run in runs for value in run[key]], digits=1)
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """The Cosmos documents' sizes and the request units per turn, for SUMMARY.md."""
+    turn, bare = result["turn_document_bytes_with_system_properties"], result["turn_document_bytes"]
+    floor = result["turn_document_floor_bytes"]["p50"]
+    charge = result["emulator_request_charge_per_turn"]
+    ours, default = (result["estimated_ru_per_turn"][key] for key in ("indexing_policy", "default_policy"))
+    return [
+        f"Cosmos documents: a turn document is {bare['p50']:.0f} bytes as written (min {bare['min']:.0f}, max "
+        f"{bare['max']:.0f}; {turn['p50']:.0f} with the system properties a query returns), the session summary "
+        f"{result['summary_document_bytes']['p50']:.0f} bytes as written. Of a turn document, {floor:.0f} bytes are "
+        "its keys (id, type, schemaVersion, sessionId, userId) and the system properties the service adds: a floor "
+        f"of {floor * EXCHANGES / 1024:.1f} KiB per {EXCHANGES} turns, "
+        f"{floor * EXCHANGES / result['raw_text_bytes']['p50']:.2f}× the raw text here, whatever a document keeps.",
+        "",
+        f"Request units per turn (the turn document created and the session summary replaced, concurrently): the "
+        f"emulator's `x-ms-request-charge` said {charge['p50']:g} RU (min {charge['min']:g}, max {charge['max']:g}), "
+        "but it answers 1 to every request (hard-coded in @vercel/cosmosdb-server), so that says nothing. Estimated "
+        'for Azure from Microsoft\'s published guidance ("Understand request units consumption in Azure Cosmos DB": '
+        "a write's charge by document size, plus 0.2 RU per index term written or changed), for the last turn: "
+        f"**{ours['per_turn']:g} RU** with the containers' indexing policy ({ours['turn_document_create']:g} for the "
+        f"turn document, {ours['turn_document_index_terms']} index terms; {ours['summary_replace']:g} for the "
+        f"summary), against {default['per_turn']:g} RU for the same documents under the default policy that indexes "
+        f"every path ({default['turn_document_create']:g} + {default['summary_replace']:g}; "
+        f"{default['turn_document_index_terms']} terms). An estimate to compare with, not a bill: the page calls "
+        "its figures illustrative.",
+    ]

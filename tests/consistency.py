@@ -20,8 +20,10 @@ from azure.cosmos.aio import CosmosClient
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
+from shared.domain.feedback import Feedback
+from shared.domain.records import TurnRecord
 from shared.domain.sessions import Snapshot, summary_of
-from shared.storage.documents import stored_fields, summary_document, turn_document
+from shared.storage.documents import stored_fields, summary_document, turn_document, turn_document_id
 from shared.storage.snapshots import SnapshotStore
 
 COSMOS_CONTAINERS = ("turns", "sessions", "audit")
@@ -102,9 +104,9 @@ async def assert_cosmos_matches_snapshot(env: Mapping[str, str], owner: str, sna
     turns = [doc for doc in documents["turns"].values() if doc["sessionId"] == session_id]
     assert sorted(doc["turn"] for doc in turns) == list(range(1, snapshot.turns + 1)), "turn records in Cosmos"
     for record in snapshot.records:
+        # exactly what a turn writes now (the lean document): no field missing, different or left over
         expected = turn_document(owner, session_id, record, snapshot.feedback.get(record.turn))
-        stored = documents["turns"][expected["id"]]
-        assert {key: stored.get(key) for key in expected} == expected, record.turn
+        assert documents["turns"][expected["id"]] == expected, record.turn
     summary = next(
         (doc for doc in documents["sessions"].values() if doc["id"] == session_id and doc["userId"] == owner), None
     )
@@ -113,3 +115,22 @@ async def assert_cosmos_matches_snapshot(env: Mapping[str, str], owner: str, sna
     assert {key: summary.get(key) for key in expected_summary if key != "title"} == {
         key: value for key, value in expected_summary.items() if key != "title"
     }
+
+
+def version_1_turn_document(
+    owner: str, session_id: str, record: TurnRecord, feedback: Feedback | None = None
+) -> dict[str, Any]:
+    """A turn document exactly as schema version 1 wrote it (the whole record), frozen here: the service no longer
+    writes this shape but still reads it, and reconcile rewrites it."""
+    document = {
+        **record.to_dict(),
+        "id": turn_document_id(owner, session_id, record.turn),
+        "type": "turn",
+        "schemaVersion": 1,
+        "sessionId": session_id,
+        "userId": owner,
+        "summary_cost": record.summary_cost,
+    }
+    if feedback is not None:
+        document["feedback"] = feedback.to_dict(comment=False)
+    return document

@@ -451,6 +451,24 @@ def test_cosmos_containers_match_the_code() -> None:
     assert defaults["SNAPSHOT_CONTAINER"] == bicep(MAIN)["parameters"]["snapshotContainerName"]["default"]
 
 
+def test_cosmos_indexing_policies_equal_the_ones_the_code_declares() -> None:
+    """One declaration (shared/storage/indexing.py) for the local containers and Azure's: the Bicep must match it,
+    and the module must pass it on to every container it creates."""
+    from shared.storage.indexing import INDEXED_PATHS, indexing_policy
+
+    containers = bicep(COSMOS_APP)["variables"]["containers"]["value"]
+    assert {role: container["indexingPolicy"] for role, container in containers.items()} == {
+        kind: indexing_policy(kind) for kind in INDEXED_PATHS
+    }
+    [(_, _, loop)] = resources_of_type("Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers")
+    assert loop["loop_type"]["detail"] == {"item_name": "container", "array_name": "containers"}
+    passed = loop["config"]["properties"]["resource"]["indexingPolicy"]["operator"]
+    assert passed == {
+        "type": "property_accessor",
+        "operands": {"operand_1": "container", "operand_2": "indexingPolicy"},
+    }
+
+
 def test_cosmos_is_keyless_and_serverless_by_default() -> None:
     accounts = resources_of_type("Microsoft.DocumentDB/databaseAccounts")
     assert accounts

@@ -10,8 +10,9 @@ from typing import Any
 
 from shared.app import Services
 from shared.domain.sessions import summary_of
-from shared.storage.documents import turn_document
+from shared.storage.documents import kept_record, stored_fields, turn_document
 from tests.api_helpers import client, principal
+from tests.consistency import version_1_turn_document
 from tests.fixtures_app import LiveServer
 
 HARD = "Design a distributed rate limiter for a multi-region API and explain the trade-offs step by step."
@@ -35,7 +36,8 @@ async def all_documents(services: Services) -> dict[str, dict[str, dict[str, Any
 async def assert_metadata_matches_snapshot(services: Services, owner: str, session_id: str) -> None:
     snapshot = await services.snapshots.load(owner, session_id)
     stored = await services.metadata.session_turns(owner, session_id)
-    assert [record.to_dict() for record in stored] == [record.to_dict() for record in snapshot.records]
+    # Cosmos keeps of each record what analytics read (tests/test_cosmos_documents.py pins which fields)
+    assert [record.to_dict() for record in stored] == [kept_record(record).to_dict() for record in snapshot.records]
     summary = await services.metadata.summary(owner, session_id)
     expected = summary_of(snapshot)  # what a turn writes, transcript hashes included
     assert summary is not None
@@ -88,6 +90,38 @@ async def test_reconcile_writes_nothing_when_all_is_in_order(services: Services)
         "failed": 0,
     }
     assert await all_documents(services) == before  # etags and timestamps too: not one write
+
+
+async def test_reconcile_rewrites_a_version_1_turn_document_in_the_lean_shape_which_reads_the_same_meanwhile(
+    services: Services,
+) -> None:
+    """Old-shape documents (schema 1: the whole record) are read as they are, and are drift that reconcile rewrites:
+    the sessions it visits shrink to what Cosmos keeps. A current document with a field left over is drift too."""
+    session_id = await chat(services, "alice", "hi there")
+    await chat(services, "alice", HARD, session_id)
+    await services.feedback.give("alice", session_id, 1, rating="down", preferred_backend="cloud", comment="why")
+    snapshot = await services.snapshots.load("alice", session_id)
+    turns = services.metadata.database.container("turns")
+    await turns.upsert_item(version_1_turn_document("alice", session_id, snapshot.records[0], snapshot.feedback[1]))
+    current = turn_document("alice", session_id, snapshot.records[1])
+    await turns.upsert_item({**current, "reason": "left over from an older writer"})
+    expected = await services.conversations.session_analytics("alice", session_id)
+    stored = {doc["turn"]: doc for doc in (await all_documents(services))["turns"].values()}
+    assert stored[1]["schemaVersion"] == 1 and "model" in stored[1]  # the old shape, really stored
+
+    await services.metadata.sessions.delete("alice", session_id)  # analytics from Blob, to compare with
+    assert await services.conversations.session_analytics("alice", session_id) == expected
+    report = await services.reconcile.reconcile(owner="alice", session_id=session_id)
+
+    assert (report.turns_repaired, report.summaries_repaired) == (2, 1)
+    stored = {doc["turn"]: stored_fields(doc) for doc in (await all_documents(services))["turns"].values()}
+    assert stored == {
+        1: turn_document("alice", session_id, snapshot.records[0], snapshot.feedback[1]),
+        2: current,
+    }
+    assert await services.conversations.session_analytics("alice", session_id) == expected
+    again = await services.reconcile.reconcile(owner="alice", session_id=session_id)
+    assert (again.turns_repaired, again.summaries_repaired) == (0, 0)
 
 
 async def test_reconcile_of_an_owner_removes_the_records_of_sessions_whose_snapshot_is_gone(

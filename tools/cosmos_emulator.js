@@ -49,6 +49,9 @@
  *     - Not supported (400 BadRequest from the SQL parser): DISTINCT, OFFSET ... LIMIT, GROUP BY.
  *     - read_all_items reads every partition, as in Azure: azure-cosmos 4.17 has no partition_key for it
  *       (a partition_key keyword is silently ignored); use query_items("SELECT * FROM c", partition_key=X).
+ * 1e. Indexing policies are stored as given (read_container returns them) but not enforced: a filter or ORDER BY
+ *     on an excluded path is answered as if it were indexed, and every request reports x-ms-request-charge 1
+ *     (hard-coded in the package's lib/index.js), so neither what a policy saves nor a write's RU shows here.
  * Other limits: only the first path of the partition key definition counts (no hierarchical keys) and
  * nested paths (/a/b) do not work for point reads; a partition key value of "" or 0 falls back to the
  * id; replace_container drops every document of the container; delete_all_items_by_partition_key

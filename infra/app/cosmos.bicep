@@ -1,6 +1,6 @@
 // The router's metadata store: one Cosmos DB for NoSQL database with the three containers the code
-// reads (shared/metadata.py). Names and partition keys here must equal the code's; tests/test_infra.py
-// compares them.
+// reads (shared/storage/). Names, partition keys and indexing policies here must equal the code's;
+// tests/test_infra.py compares them.
 
 @description('Name of the Cosmos DB account.')
 param name string
@@ -35,21 +35,66 @@ var secondsPerDay = 86400
 
 // Cosmos DB TTL counts from an item's last write, so a session record lives while its conversation
 // is active; a turn record is written once and expires retentionDays after that turn.
+//
+// Indexing: only the paths the code's queries filter or sort on, the rest excluded (every indexed path
+// costs RUs on each write). These policies equal shared/storage/indexing.py, which also creates the local
+// containers; tests/test_infra.py compares the two.
 var containers = {
   turns: {
     name: 'turns'
     partitionKeyPath: '/sessionId'
     defaultTtl: retentionDays * secondsPerDay
+    indexingPolicy: {
+      indexingMode: 'consistent'
+      automatic: true
+      includedPaths: [
+        { path: '/sessionId/?' }
+        { path: '/userId/?' }
+        { path: '/type/?' }
+        { path: '/turn/?' }
+        { path: '/completed_at/?' }
+      ]
+      excludedPaths: [
+        { path: '/*' }
+      ]
+    }
   }
   sessions: {
     name: 'sessions'
     partitionKeyPath: '/userId'
     defaultTtl: retentionDays * secondsPerDay
+    indexingPolicy: {
+      indexingMode: 'consistent'
+      automatic: true
+      includedPaths: [
+        { path: '/userId/?' }
+        { path: '/type/?' }
+        { path: '/sortKey/?' }
+        { path: '/last_active/?' }
+        { path: '/transcript_hash/?' }
+        { path: '/replay_hash/?' }
+      ]
+      excludedPaths: [
+        { path: '/*' }
+      ]
+    }
   }
   audit: {
     name: 'audit'
     partitionKeyPath: '/sessionId'
     defaultTtl: auditRetentionDays * secondsPerDay
+    indexingPolicy: {
+      indexingMode: 'consistent'
+      automatic: true
+      includedPaths: [
+        { path: '/sessionId/?' }
+        { path: '/userId/?' }
+        { path: '/type/?' }
+      ]
+      excludedPaths: [
+        { path: '/*' }
+      ]
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 """Turn records and entries: the routing metadata of one exchange, and the exchange as stored.
 
-A `TurnRecord` is what Cosmos keeps per turn and analytics read; an `Entry` is one exchange as the snapshot
-stores it (the turn record beside its messages in both formats, so Cosmos can always be rebuilt from Blob).
+A `TurnRecord` is the routing metadata analytics read (Cosmos keeps the part of it they need, the snapshot all of
+it); an `Entry` is one exchange as the snapshot stores it (the turn record beside its messages in both formats, so
+Cosmos can always be rebuilt from Blob).
 A turn that did not run in its session (imported, or copied by a fork) is a *carried* turn: no backend,
 routing, tokens or cost of its own, so nothing is counted twice.
 """
@@ -81,6 +82,9 @@ class TurnRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TurnRecord:
+        """A record from its stored form. Only `turn` and `completed_at` are required: a turn's Cosmos document
+        keeps only what analytics read (`shared.storage.documents.kept_fields`), the rest reads as its default
+        (`started_at` as "", unknown)."""
         return cls(
             turn=int(data["turn"]),
             backend=data.get("backend"),
@@ -96,7 +100,7 @@ class TurnRecord:
             input_tokens=int(data.get("input_tokens", 0)),
             output_tokens=int(data.get("output_tokens", 0)),
             cost=float(data.get("cost", 0.0)),
-            started_at=str(data["started_at"]),
+            started_at=str(data.get("started_at", "")),
             completed_at=str(data["completed_at"]),
             user_chars=int(data.get("user_chars", 0)),
             reply_chars=int(data.get("reply_chars", 0)),

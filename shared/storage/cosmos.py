@@ -12,11 +12,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from azure.cosmos import PartitionKey
 from azure.cosmos.aio import ContainerProxy, CosmosClient
 from azure.cosmos.exceptions import CosmosResourceExistsError, CosmosResourceNotFoundError
+
+from shared.storage.indexing import Kind, indexing_policy
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +26,6 @@ TURNS_PARTITION_KEY = "/sessionId"
 SESSIONS_PARTITION_KEY = "/userId"
 AUDIT_PARTITION_KEY = "/sessionId"
 T = TypeVar("T")
-Kind = Literal["turns", "sessions", "audit"]
 _PARTITION_KEYS: dict[Kind, str] = {
     "turns": TURNS_PARTITION_KEY,
     "sessions": SESSIONS_PARTITION_KEY,
@@ -59,14 +60,16 @@ class CosmosDatabase:
         return self._containers[kind]
 
     async def ensure_resources(self) -> None:
-        """Create the database and containers if missing: local emulator only (in Azure, Bicep does it). Another
-        process creating them at the same moment makes the create answer 409; the second attempt then reads them."""
+        """Create the database and containers if missing, with their indexing policies: local emulator only (in
+        Azure, Bicep does it). Another process creating them at the same moment makes the create answer 409; the
+        second attempt then reads them. An existing container keeps the policy it has."""
         for attempt in (1, 2):
             try:
                 database = await self._client.create_database_if_not_exists(self._name)
                 for kind, partition in _PARTITION_KEYS.items():
-                    name = getattr(self._names, kind)
-                    await database.create_container_if_not_exists(name, PartitionKey(path=partition))
+                    await database.create_container_if_not_exists(
+                        getattr(self._names, kind), PartitionKey(path=partition), indexing_policy=indexing_policy(kind)
+                    )
                 return
             except CosmosResourceExistsError:
                 if attempt == 2:
@@ -89,6 +92,20 @@ class CosmosDatabase:
                 raise
         logger.warning("Cosmos database %s or a container of it was missing: created again", self._name)
         return await operation()
+
+    async def upsert(self, kind: Kind, document: dict[str, Any]) -> float:
+        """Create or replace one item; returns the write's request charge in RU (`x-ms-request-charge`)."""
+        container = self._containers[kind]
+        charges: list[float] = []
+
+        def charged(headers: Any, _: Any) -> None:
+            charges.append(_request_charge(headers))
+
+        async def write() -> None:
+            await container.upsert_item(document, response_hook=charged)
+
+        await self.again_if_missing(write)
+        return sum(charges)
 
     async def query(
         self,

@@ -19,9 +19,35 @@ from shared.domain.ids import validate_id
 from shared.domain.records import TurnRecord, TurnRow
 from shared.domain.sessions import SessionSummary
 
-DOCUMENT_SCHEMA_VERSION = 1
+TURN_SCHEMA_VERSION = 2  # 1: the whole turn record; 2: only what is read here (`kept_fields`)
+TURN_SCHEMA_VERSIONS = (1, 2)  # every version ever written, all still read
+SUMMARY_SCHEMA_VERSION = 1
 AUDIT_SCHEMA_VERSION = 1
 SECONDS_PER_DAY = 86_400
+
+# What a turn document keeps of its record: the fields that analytics (`shared.domain.analytics`), budgets
+# (`TurnStore.charges_since`) and router calibration (`TurnStore.routed_since`) read, each with the value that
+# `TurnRecord.from_dict` gives when it is absent, so a field at that value is left out. Model, reason, signals,
+# start time, lengths and the other notes stay in the Blob record only. Analytics only count fallbacks, but a
+# fallback chain is rare and small, and kept whole: a row still says which backend failed and why.
+_KEPT_DEFAULTS: dict[str, Any] = {
+    "backend": None,  # None: a carried (imported or forked) turn
+    "latency_ms": None,
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "cost": 0.0,
+    "switched_from": None,
+    "fallback_chain": [],
+    "complexity": None,  # calibration, with router_version, route_requested and imported
+    "router_version": None,
+    "route_requested": "auto",
+    "imported": False,
+}
+# Of the record's notes (`extra`), the parts analytics read: the shadow router's choice and how the context
+# was fitted (its summary calls, without the model that made them).
+_KEPT_SHADOW = ("router_version", "backend", "primary")
+_KEPT_CONTEXT = ("mode", "estimated_tokens", "summary_calls")
+_KEPT_SUMMARY_CALL = ("backend", "calls", "failed", "input_tokens", "output_tokens", "latency_ms", "cost")
 
 
 def turn_document_id(owner: str, session_id: str, turn: int) -> str:
@@ -29,29 +55,89 @@ def turn_document_id(owner: str, session_id: str, turn: int) -> str:
 
 
 def turn_document(owner: str, session_id: str, record: TurnRecord, feedback: Feedback | None = None) -> dict[str, Any]:
-    """A turn record as Cosmos keeps it; with the turn's feedback, without its comment (that stays in Blob)."""
-    document = {
-        **record.to_dict(),
+    """A turn as Cosmos keeps it (schema 2): its keys, `kept_fields` of its record, and the rating of its feedback
+    (the comment and time stay in Blob)."""
+    document: dict[str, Any] = {
         "id": turn_document_id(owner, session_id, record.turn),
         "type": "turn",
-        "schemaVersion": DOCUMENT_SCHEMA_VERSION,
+        "schemaVersion": TURN_SCHEMA_VERSION,
         "sessionId": session_id,
         "userId": owner,
-        # What the turn's summary calls cost besides its answer (extra.context.summary_calls), for budgets.
-        "summary_cost": record.summary_cost,
+        **kept_fields(record),
     }
     if feedback is not None:
-        document["feedback"] = feedback.to_dict(comment=False)
+        document["feedback"] = _kept_feedback(feedback)
     return document
 
 
+def kept_fields(record: TurnRecord) -> dict[str, Any]:
+    """The fields of a turn record that its Cosmos document keeps; see `_KEPT_DEFAULTS`."""
+    data = record.to_dict()
+    kept = {"turn": record.turn, "completed_at": record.completed_at}
+    kept.update((key, data[key]) for key, default in _KEPT_DEFAULTS.items() if not _same(data[key], default))
+    extra = _kept_extra(record.extra)
+    if extra:
+        kept["extra"] = extra
+    if record.summary_cost:  # what the turn's summary calls cost besides its answer, for budgets
+        kept["summary_cost"] = record.summary_cost
+    return kept
+
+
+def kept_record(record: TurnRecord) -> TurnRecord:
+    """A turn record as it reads back from its Cosmos document: every field analytics read, the rest at its
+    default (no model, reason, start time, lengths, signals or other notes)."""
+    return TurnRecord.from_dict(kept_fields(record))
+
+
+def _same(value: Any, default: Any) -> bool:
+    # 0.0 is a real complexity or latency, not a missing one: where None is the default, only None is left out
+    return value is None if default is None else bool(value == default)
+
+
+def _kept_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    shadow = extra.get("shadow")
+    if isinstance(shadow, Mapping):
+        kept["shadow"] = {key: shadow[key] for key in _KEPT_SHADOW if key in shadow}
+    context = extra.get("context")
+    if isinstance(context, Mapping):
+        note = {key: context[key] for key in _KEPT_CONTEXT if key in context}
+        if isinstance(note.get("summary_calls"), list):
+            note["summary_calls"] = [
+                {key: call[key] for key in _KEPT_SUMMARY_CALL if key in call}
+                for call in note["summary_calls"]
+                if isinstance(call, Mapping)
+            ]
+        kept["context"] = note
+    return kept
+
+
+def _kept_feedback(feedback: Feedback) -> dict[str, Any]:
+    kept = {"rating": feedback.rating}
+    if feedback.preferred_backend is not None:  # calibration reads it
+        kept["preferred_backend"] = feedback.preferred_backend
+    return kept
+
+
 def turn_row(document: Mapping[str, Any]) -> TurnRow:
+    """A turn document of any version as analytics read it. Version 1 held the whole record and version 2 holds
+    what analytics read: the same `TurnRecord.from_dict` reads both, with the same analytics."""
+    version = document.get("schemaVersion")
+    if version not in TURN_SCHEMA_VERSIONS:
+        known = ", ".join(map(str, TURN_SCHEMA_VERSIONS))
+        raise ValueError(f"turn document {document.get('id')} has schema version {version!r}, not one of {known}")
     feedback = document.get("feedback")
     return TurnRow(
         str(document["sessionId"]),
         TurnRecord.from_dict(document),
         Feedback.from_dict(feedback) if isinstance(feedback, Mapping) else None,
     )
+
+
+def is_current(stored: Mapping[str, Any], expected: Mapping[str, Any]) -> bool:
+    """True when a stored turn document is exactly the one `turn_document` makes now (system properties aside):
+    a missing, different or extra field, or an older schema version, is drift that reconcile rewrites."""
+    return stored_fields(stored) == dict(expected)
 
 
 def charge_of(document: Mapping[str, Any]) -> Charge:
@@ -66,7 +152,7 @@ def summary_document(summary: SessionSummary) -> dict[str, Any]:
         **summary.to_dict(),
         "id": summary.session_id,
         "type": "session",
-        "schemaVersion": DOCUMENT_SCHEMA_VERSION,
+        "schemaVersion": SUMMARY_SCHEMA_VERSION,
         "userId": summary.owner,
         # One sortable key (time, then id) makes keyset paging need no composite index.
         "sortKey": f"{summary.last_active}|{summary.session_id}",

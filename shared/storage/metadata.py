@@ -48,10 +48,19 @@ class MetadataStore:
     async def ping(self) -> None:
         await self.database.ping()
 
-    async def record_turn(self, summary: SessionSummary, record: TurnRecord) -> None:
-        """Write one turn and the session's summary; both are idempotent upserts, in different containers:
-        written concurrently, one round trip instead of two."""
-        await asyncio.gather(self.turns.put(summary.owner, summary.session_id, record), self.sessions.put(summary))
+    async def record_turn(self, summary: SessionSummary, record: TurnRecord) -> float:
+        """Write one turn and the session's summary: idempotent upserts to different containers, written
+        concurrently (one round trip instead of two). Returns their request charge (RU).
+
+        Both writes end before this returns, even when one fails: the first failure is raised then (Cosmos is
+        derived data; the caller logs it and reconcile repairs), and no write of this turn can land after the
+        next turn's."""
+        turn = self.turns.put(summary.owner, summary.session_id, record)
+        outcomes = await asyncio.gather(turn, self.sessions.put(summary), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return sum(outcome for outcome in outcomes if isinstance(outcome, float))
 
     async def record_session(
         self, summary: SessionSummary, records: list[TurnRecord], feedback: Mapping[int, Feedback]

@@ -33,9 +33,9 @@ class SummaryStore:
         self._database = database
         self._container = database.container("sessions")
 
-    async def put(self, summary: SessionSummary) -> None:
-        document = summary_document(summary)
-        await self._database.again_if_missing(lambda: self._container.upsert_item(document))
+    async def put(self, summary: SessionSummary) -> float:
+        """Write the session's summary; returns the request charge of the write (RU)."""
+        return await self._database.upsert("sessions", summary_document(summary))
 
     async def get(self, owner: str, session_id: str) -> SessionSummary | None:
         try:

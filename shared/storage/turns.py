@@ -1,8 +1,9 @@
 """Turn records in Cosmos DB: one document per turn, in the session's partition (`/sessionId`).
 
 Blob Storage is the source of truth; everything here can be rebuilt from the snapshots (reconcile). A turn
-document's id is derived from owner, session and turn, and a turn record never changes once written, so
-every write is an idempotent upsert and a repair can never undo a newer turn.
+document keeps only what analytics, budgets and calibration read (`documents.turn_document`). Its id is derived
+from owner, session and turn, and a turn record never changes once written, so every write is an idempotent
+upsert and a repair can never undo a newer turn.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from shared.domain.budget import Charge
 from shared.domain.feedback import Feedback
 from shared.domain.records import TurnRecord, TurnRow
 from shared.storage.cosmos import CosmosDatabase
-from shared.storage.documents import charge_of, differs, stored_fields, turn_document, turn_row
+from shared.storage.documents import charge_of, is_current, turn_document, turn_row
 
 _WRITERS = 8  # concurrent upserts when many turns are written at once (an import)
 
@@ -28,8 +29,9 @@ class TurnStore:
         self._database = database
         self._container = database.container("turns")
 
-    async def put(self, owner: str, session_id: str, record: TurnRecord, feedback: Feedback | None = None) -> None:
-        await self._upsert(turn_document(owner, session_id, record, feedback))
+    async def put(self, owner: str, session_id: str, record: TurnRecord, feedback: Feedback | None = None) -> float:
+        """Write the turn's document; returns the request charge of the write (RU)."""
+        return await self._database.upsert("turns", turn_document(owner, session_id, record, feedback))
 
     async def put_many(
         self, owner: str, session_id: str, records: Sequence[TurnRecord], feedback: Mapping[int, Feedback]
@@ -117,19 +119,18 @@ class TurnStore:
     async def repair(
         self, owner: str, session_id: str, records: Sequence[TurnRecord], feedback: Mapping[int, Feedback]
     ) -> int:
-        """Write every record whose document is missing or differs; returns how many were written."""
+        """Write every record whose document is missing or not exactly what a turn writes now; returns how many
+        were written. A document of an older schema version is rewritten whole in the current one (and so shrinks
+        to what Cosmos keeps): reconcile migrates the sessions it visits."""
         stored = {int(item["turn"]): item for item in await self._session_documents(owner, session_id)}
         repaired = 0
         for record in records:
             expected = turn_document(owner, session_id, record, feedback.get(record.turn))
             current = stored.get(record.turn)
-            if current is None or differs(current, expected):
-                await self._upsert({**stored_fields(current or {}), **expected})
+            if current is None or not is_current(current, expected):
+                await self._database.upsert("turns", expected)
                 repaired += 1
         return repaired
-
-    async def _upsert(self, document: dict[str, Any]) -> None:
-        await self._database.again_if_missing(lambda: self._container.upsert_item(document))
 
     async def _session_documents(self, owner: str, session_id: str) -> list[dict[str, Any]]:
         query = (

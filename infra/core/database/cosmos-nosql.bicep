@@ -17,7 +17,7 @@ param tags object = {}
 @description('Name of the SQL (NoSQL) database.')
 param databaseName string
 
-@description('Containers to create: [{ name: string, partitionKeyPath: string, defaultTtl: int (seconds, -1 = no expiry) }].')
+@description('Containers to create: [{ name: string, partitionKeyPath: string, defaultTtl: int (seconds, -1 = no expiry), indexingPolicy: object }].')
 param containers array
 
 @description('True: serverless (billed per request, nothing when idle). False: provisioned autoscale throughput shared by the database.')
@@ -84,6 +84,7 @@ resource sqlContainers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/conta
           version: 2
         }
         defaultTtl: container.defaultTtl
+        indexingPolicy: container.indexingPolicy
       }
     }
   }
