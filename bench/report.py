@@ -9,6 +9,7 @@ from typing import Any
 import matplotlib
 
 from bench import concurrency, storage
+from bench.coldstart import markdown as coldstart_markdown
 from bench.context import markdown as context_markdown
 from bench.env import ratio
 
@@ -420,6 +421,12 @@ def write(out: Path, results: dict[str, Any], stamp: dict[str, Any], facts: dict
             f"{_ms(c['app_wall_ms'], 'q3')} | imports alone {_ms(c['deps_wall_ms'])}, bare interpreter "
             f"{_ms(c['bare_interpreter_wall_ms'])}; ratio {_ratio(c['ratio_app_to_deps_wall_p50'])} |"
         )
+        if "import_profile" in c:
+            p = c["import_profile"]
+            table_other.append(
+                f"| Cold start: modules `import function_app` loads | {p['modules']} | (deterministic) | "
+                f"{p['modules_beyond_mandatory']} beyond the mandatory imports' {p['mandatory_modules']} |"
+            )
     if "throughput" in results:
         t = results["throughput"]
         table_other.append(
@@ -594,6 +601,7 @@ def write(out: Path, results: dict[str, Any], stamp: dict[str, Any], facts: dict
             "",
             f"![cold start]({plots[-1]})",
             "",
+            *coldstart_markdown(c),
         ]
     if "throughput" in results:
         t = results["throughput"]

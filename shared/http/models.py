@@ -1,5 +1,9 @@
 """The HTTP shapes: pydantic models that validate requests, serialize responses and generate the OpenAPI
-document. One model per documented shape; handlers build responses from these, never by hand."""
+document. One model per documented shape; handlers build responses from these, never by hand.
+
+Every shape derives from `Shape`, whose validator and serializer pydantic builds on the shape's first use, not
+when the class is defined: a worker then pays at import only for defining the classes, and on a request only
+for the shapes of its route (a chat turn builds four of them); the OpenAPI document builds them all."""
 
 from __future__ import annotations
 
@@ -15,7 +19,11 @@ RouteName = Literal["auto", "local", "cloud", "foundry", "apim"]
 assert set(RouteName.__args__) == set(ROUTES)  # type: ignore[attr-defined]  # the model and the router agree
 
 
-class _Strict(BaseModel):
+class Shape(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built on first use (module docstring)
+
+
+class _Strict(Shape):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
@@ -35,7 +43,7 @@ class ResumeRequest(_Strict):
     route: RouteName = Field("auto", description="Force a backend for the continuing message.")
 
 
-class RouteInfo(BaseModel):
+class RouteInfo(Shape):
     backend: str
     model: str
     complexity: float | None
@@ -46,12 +54,12 @@ class RouteInfo(BaseModel):
     fallback_chain: list[dict[str, Any]] = Field(default_factory=list)
 
 
-class Usage(BaseModel):
+class Usage(Shape):
     input_tokens: int
     output_tokens: int
 
 
-class ChatResponse(BaseModel):
+class ChatResponse(Shape):
     session_id: str
     turn: int
     reply: str
@@ -68,14 +76,14 @@ def _no_additional_properties_key(schema: dict[str, Any]) -> None:
     schema.pop("additionalProperties", None)
 
 
-class OpenAIMessage(BaseModel):
+class OpenAIMessage(Shape):
     model_config = ConfigDict(extra="allow", json_schema_extra=_no_additional_properties_key)
 
     role: str
     content: str
 
 
-class Summary(BaseModel):
+class Summary(Shape):
     session_id: str
     created_at: str
     last_active: str
@@ -88,7 +96,7 @@ class Summary(BaseModel):
     cost: float
 
 
-class SessionResponse(BaseModel):
+class SessionResponse(Shape):
     session_id: str
     messages: list[OpenAIMessage]
     turns: list[dict[str, Any]]
@@ -107,36 +115,36 @@ class ResumeResponse(SessionResponse):
     cost: float | None = None
 
 
-class SessionList(BaseModel):
+class SessionList(Shape):
     sessions: list[Summary]
     continuation: str | None = Field(description="Pass as `continuation` for the next page; null on the last.")
 
 
-class LatencyStats(BaseModel):
+class LatencyStats(Shape):
     mean: float
     p95: float
 
 
-class TokenStats(BaseModel):
+class TokenStats(Shape):
     input: int
     output: int
 
 
-class DailyStats(BaseModel):
+class DailyStats(Shape):
     day: str = Field(description="UTC day, YYYY-MM-DD.")
     turns: dict[str, int] = Field(description="Turns by backend (imported turns have none).")
     cost: float
     turns_total: int = Field(description="Every turn of the day, imported ones included.")
 
 
-class Period(BaseModel):
+class Period(Shape):
     model_config = ConfigDict(populate_by_name=True)
 
     start: str | None = Field(alias="from", description="First UTC day included, or null.")
     end: str | None = Field(alias="to", description="Last UTC day included, or null.")
 
 
-class Analytics(BaseModel):
+class Analytics(Shape):
     session_id: str | None = None
     total_exchanges: int
     routing_distribution: dict[str, int]
@@ -170,7 +178,7 @@ class Analytics(BaseModel):
     )
 
 
-class PriceInfo(BaseModel):
+class PriceInfo(Shape):
     model: str
     input: float | None = Field(description="USD per million input tokens; null when there is no price.")
     output: float | None = Field(description="USD per million output tokens; null when there is no price.")
@@ -181,7 +189,7 @@ class PriceInfo(BaseModel):
     basis: str = Field(description="Where the price comes from, in words.")
 
 
-class SummaryOverhead(BaseModel):
+class SummaryOverhead(Shape):
     calls: int = Field(description="Summary calls made, failed ones included.")
     failed: int
     input_tokens: int
@@ -190,13 +198,13 @@ class SummaryOverhead(BaseModel):
     cost: float
 
 
-class EstimateError(BaseModel):
+class EstimateError(Shape):
     turns: int
     p50: float = Field(description="Median of |estimated - reported| / reported input tokens.")
     p95: float
 
 
-class ContextFitting(BaseModel):
+class ContextFitting(Shape):
     modes: dict[str, int] = Field(
         description="Turns by how their history was sent: full, summary (older turns summarized) or truncated."
     )
@@ -205,7 +213,7 @@ class ContextFitting(BaseModel):
     )
 
 
-class FeedbackCounts(BaseModel):
+class FeedbackCounts(Shape):
     up: int
     down: int
 
@@ -214,20 +222,20 @@ class FeedbackSummary(FeedbackCounts):
     by_backend: dict[str, FeedbackCounts] = Field(description="Ratings by the backend that answered the rated turn.")
 
 
-class ShadowAgreement(BaseModel):
+class ShadowAgreement(Shape):
     router_version: str = Field(description="The shadow router (ROUTER_SHADOW) whose choices were recorded.")
     turns: int
     agreement: float = Field(description="Share of those turns where it chose what the live router chose.")
 
 
-class Health(BaseModel):
+class Health(Shape):
     status: Literal["ok", "degraded"]
     storage: str
     cosmos: str
     backends: dict[str, BackendHealth]
 
 
-class BackendHealth(BaseModel):
+class BackendHealth(Shape):
     model: str
     state: Literal["ok", "cooling_down", "trial"] = Field(
         "ok",
@@ -238,20 +246,20 @@ class BackendHealth(BaseModel):
     consecutive_failures: int = 0
 
 
-class UsageTotals(BaseModel):
+class UsageTotals(Shape):
     cost: float = Field(description="USD: the summed cost of the turns.")
     turns: int = Field(description="Turns that ran (imported and forked copies do not count).")
     tokens: int = Field(description="Input and output tokens.")
 
 
-class BudgetStatus(BaseModel):
+class BudgetStatus(Shape):
     daily: float | None = Field(description="USD per UTC day; null: no limit.")
     monthly: float | None = Field(description="USD per UTC month; null: no limit.")
     remaining_daily: float | None
     remaining_monthly: float | None
 
 
-class UsageReport(BaseModel):
+class UsageReport(Shape):
     day: UsageTotals = Field(description="Today so far (UTC).")
     month: UsageTotals = Field(description="This calendar month so far (UTC).")
     budget: BudgetStatus
@@ -265,7 +273,7 @@ class FeedbackRequest(_Strict):
     comment: str | None = Field(None, max_length=2000, description="Why (masked like a message with PII_REDACTION).")
 
 
-class FeedbackResponse(BaseModel):
+class FeedbackResponse(Shape):
     session_id: str
     turn: int
     rating: Literal["up", "down"]
@@ -274,14 +282,14 @@ class FeedbackResponse(BaseModel):
     at: str
 
 
-class ErasureReceipt(BaseModel):
+class ErasureReceipt(Shape):
     user_id: str = Field(description="The principal id whose data was erased.")
     sessions_deleted: int
     records_deleted: int = Field(description="Cosmos DB documents removed (turn records, summaries, audit events).")
     completed_at: str
 
 
-class AuditEventInfo(BaseModel):
+class AuditEventInfo(Shape):
     id: str
     session_id: str
     action: str
@@ -292,7 +300,7 @@ class AuditEventInfo(BaseModel):
     details: dict[str, int]
 
 
-class AuditTrail(BaseModel):
+class AuditTrail(Shape):
     session_id: str
     events: list[AuditEventInfo]
 
@@ -304,7 +312,7 @@ class ReconcileRequest(_Strict):
     session_id: str | None = Field(None, description="Only this session.", pattern=ID_PATTERN.pattern)
 
 
-class ReconcileReport(BaseModel):
+class ReconcileReport(Shape):
     sessions_checked: int
     turns_repaired: int
     summaries_repaired: int
@@ -312,7 +320,7 @@ class ReconcileReport(BaseModel):
     failed: int
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Shape):
     code: str
     message: str
     field: str | None = None
@@ -322,14 +330,14 @@ class ErrorBody(BaseModel):
     )
 
 
-class BudgetInfo(BaseModel):
+class BudgetInfo(Shape):
     period: Literal["daily", "monthly"]
     limit: float = Field(description="USD.")
     spent: float = Field(description="USD spent in the period.")
     resets_in: int = Field(description="Seconds until the period resets (also the Retry-After header).")
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Shape):
     error: ErrorBody
 
 
@@ -359,7 +367,7 @@ class ForkRequest(_Strict):
     )
 
 
-class ExportEnvelope(BaseModel):
+class ExportEnvelope(Shape):
     session_id: str
     created_at: str
     updated_at: str
@@ -368,7 +376,7 @@ class ExportEnvelope(BaseModel):
     turns: int
 
 
-class ExportDocument(BaseModel):
+class ExportDocument(Shape):
     schema_name: Literal["hybrid-llm-router.export"] = Field(alias="schema")
     schema_version: int
     exported_at: str

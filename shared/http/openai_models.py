@@ -13,22 +13,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from shared.http.models import Shape  # built on first use, as every HTTP shape
 
 
-class StreamOptions(BaseModel):
+class StreamOptions(Shape):
     model_config = ConfigDict(extra="forbid")
 
     include_usage: bool = False
 
 
-class TextFormat(BaseModel):
+class TextFormat(Shape):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["text"]
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(Shape):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(description="`auto` lets the router choose; a backend name (local, cloud, ...) forces it.")
@@ -65,26 +67,26 @@ class ChatCompletionRequest(BaseModel):
     audio: None = Field(None, description="Not supported.")
 
 
-class AssistantMessage(BaseModel):
+class AssistantMessage(Shape):
     role: Literal["assistant"] = "assistant"
     content: str
     refusal: str | None = None
 
 
-class Choice(BaseModel):
+class Choice(Shape):
     index: int = 0
     message: AssistantMessage
     finish_reason: str
     logprobs: None = None
 
 
-class CompletionUsage(BaseModel):
+class CompletionUsage(Shape):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
 
 
-class ChatCompletion(BaseModel):
+class ChatCompletion(Shape):
     id: str
     object: Literal["chat.completion"] = "chat.completion"
     created: int
@@ -94,19 +96,19 @@ class ChatCompletion(BaseModel):
     system_fingerprint: str | None = None
 
 
-class ChunkDelta(BaseModel):
+class ChunkDelta(Shape):
     role: Literal["assistant"] | None = None
     content: str | None = None
 
 
-class ChunkChoice(BaseModel):
+class ChunkChoice(Shape):
     index: int = 0
     delta: ChunkDelta
     finish_reason: str | None = None
     logprobs: None = None
 
 
-class ChatCompletionChunk(BaseModel):
+class ChatCompletionChunk(Shape):
     id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     created: int
@@ -115,24 +117,24 @@ class ChatCompletionChunk(BaseModel):
     usage: CompletionUsage | None = None
 
 
-class Model(BaseModel):
+class Model(Shape):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str
 
 
-class ModelList(BaseModel):
+class ModelList(Shape):
     object: Literal["list"] = "list"
     data: list[Model]
 
 
-class OpenAIErrorBody(BaseModel):
+class OpenAIErrorBody(Shape):
     message: str
     type: str = Field(description="invalid_request_error, not_found_error, rate_limit_error or api_error.")
     param: str | None = None
     code: str | None = None
 
 
-class OpenAIErrorResponse(BaseModel):
+class OpenAIErrorResponse(Shape):
     error: OpenAIErrorBody
