@@ -16,6 +16,7 @@ from typing import Any
 
 from agent_framework import Content, Message
 
+from shared.config.settings import Settings
 from shared.domain.errors import InvalidImport
 from shared.domain.messages import arguments_text, text_of
 from shared.domain.shapes import as_list, as_object, kind_of, optional_str, required_str, shown
@@ -33,6 +34,10 @@ _LEGACY_CONTENT_ALIASES |= {"function_result_content": "function_result", "usage
 class ImportLimits:
     max_messages: int
     max_user_chars: int  # the same bound a live turn puts on a user message
+
+    @classmethod
+    def of(cls, settings: Settings) -> ImportLimits:
+        return cls(settings.import_max_messages, settings.message_max_chars)
 
 
 class _ToolCalls:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlparse
 
@@ -18,7 +19,7 @@ from shared.domain.budget import BudgetPolicy, Limits, parse_overrides
 from shared.domain.circuit import BreakerPolicy
 from shared.domain.ids import owner_key
 from shared.domain.pricing import Price, Quote, quote
-from shared.domain.redaction import ExtraPattern, parse_extra_patterns
+from shared.domain.redaction import ExtraPattern, Redactor, parse_extra_patterns
 from shared.domain.routing import VERSIONS, RouterConfig
 
 AZURE_HOST_SUFFIXES = (
@@ -92,6 +93,11 @@ class Settings:
     audit_retention_days: int
     trust_principal_headers: bool
     admin_role: str
+
+    @cached_property
+    def redactor(self) -> Redactor | None:
+        """The process's PII masker (its patterns compiled once), or None when `PII_REDACTION` is off."""
+        return Redactor(self.pii_extra_patterns) if self.pii_redaction else None
 
     @property
     def configured_backends(self) -> tuple[str, ...]:

@@ -28,7 +28,6 @@ from shared.config import Settings
 from shared.domain.clock import utc_now
 from shared.domain.errors import InvalidRequest, UnknownModel
 from shared.domain.ids import new_session_id
-from shared.domain.redaction import Redactor
 from shared.domain.sessions import Snapshot, said_turns
 from shared.domain.transcripts import Said, chain, common_turns, flat, repeats_last_turn, said
 from shared.services.conversations import Conversations
@@ -64,9 +63,8 @@ class ChatCompletions:
     clock: Callable[[], datetime] = utc_now
 
     def __post_init__(self) -> None:
-        settings = self.settings
-        self._limits = ImportLimits(settings.import_max_messages, settings.message_max_chars)
-        self._redactor = Redactor(settings.pii_extra_patterns) if settings.pii_redaction else None
+        self._limits = ImportLimits.of(self.settings)
+        self._redactor = self.settings.redactor
 
     @property
     def models(self) -> tuple[str, ...]:

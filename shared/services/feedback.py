@@ -13,7 +13,6 @@ from shared.domain.clock import utc_iso, utc_now
 from shared.domain.errors import TurnNotFound
 from shared.domain.feedback import Feedback
 from shared.domain.ids import validate_id
-from shared.domain.redaction import Redactor
 from shared.storage.metadata import MetadataStore
 from shared.storage.snapshots import SnapshotStore
 
@@ -28,8 +27,7 @@ class TurnFeedback:
     clock: Callable[[], datetime] = utc_now
 
     def __post_init__(self) -> None:
-        pii = self.settings.pii_redaction
-        self._redactor = Redactor(self.settings.pii_extra_patterns) if pii else None
+        self._redactor = self.settings.redactor
 
     async def give(
         self,

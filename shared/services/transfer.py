@@ -18,7 +18,6 @@ from shared.config import Settings
 from shared.domain.clock import utc_now
 from shared.domain.errors import SessionConflict, SessionExists
 from shared.domain.ids import new_session_id, validate_id
-from shared.domain.redaction import Redactor
 from shared.domain.sessions import Snapshot, summary_of
 from shared.services.events import SessionView
 from shared.services.import_plan import (
@@ -43,9 +42,8 @@ class SessionTransfer:
     clock: Callable[[], datetime] = utc_now
 
     def __post_init__(self) -> None:
-        settings = self.settings
-        self._limits = ImportLimits(settings.import_max_messages, settings.message_max_chars)
-        self._redactor = Redactor(settings.pii_extra_patterns) if settings.pii_redaction else None
+        self._limits = ImportLimits.of(self.settings)
+        self._redactor = self.settings.redactor
 
     async def import_session(self, owner: str, fmt: str, data: object, session_id: str | None = None) -> SessionView:
         validate_id(owner, "owner")

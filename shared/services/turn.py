@@ -26,7 +26,7 @@ from shared.domain.errors import ContextTooLarge, ModelCallError, StreamBroken
 from shared.domain.messages import to_openai
 from shared.domain.pricing import cost_of
 from shared.domain.records import Attempt, Entry, TurnRecord
-from shared.domain.redaction import Redactor, redaction_note
+from shared.domain.redaction import redaction_note
 from shared.domain.routing import Decision, PriorTurn, decide, fallback_chain, shadow_decision
 from shared.domain.sessions import Snapshot, summary_of
 from shared.observability import metrics
@@ -118,7 +118,7 @@ class TurnRunner:
         self._context: ContextFitter = owner.context
         self._guard: TurnGuard = owner.guard  # budgets and cooldowns, per instance
         # Built once (patterns compiled once); None when redaction is off, so a turn pays one `is None` check.
-        self._redactor = Redactor(self._settings.pii_extra_patterns) if self._settings.pii_redaction else None
+        self._redactor = self._settings.redactor
 
     async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
         """Route the turn, call the chosen backend (falling back on failure), record the answer and save it."""
