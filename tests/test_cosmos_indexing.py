@@ -90,6 +90,6 @@ async def test_the_emulator_stores_an_indexing_policy_but_answers_queries_on_exc
     result = await services.conversations.chat("alice", "hi", route="local")
     found = await services.metadata.database.query(
         "turns", "SELECT c.id FROM c WHERE c.sessionId = @s AND c.backend = 'local'",
-        [{"name": "@s", "value": result.session_id}], partition=result.session_id,
+        {"s": result.session_id}, partition=result.session_id,
     )  # fmt: skip
     assert "/backend/?" not in INDEXED_PATHS["turns"] and len(found) == 1

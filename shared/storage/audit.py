@@ -4,7 +4,6 @@ session's trail is one partition read; each event carries a per-item `ttl` of `A
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
@@ -27,10 +26,10 @@ class AuditStore:
     async def session_events(self, session_id: str, owner: str | None = None) -> list[AuditEvent]:
         """A session's events, oldest first; only the ones whose subject is `owner` unless None (admin)."""
         query = "SELECT * FROM c WHERE c.sessionId = @session AND c.type = 'audit'"
-        parameters: list[dict[str, Any]] = [{"name": "@session", "value": session_id}]
+        parameters = {"session": session_id}
         if owner is not None:
             query += " AND c.userId = @owner"
-            parameters.append({"name": "@owner", "value": owner})
+            parameters["owner"] = owner
         items = await self._database.query("audit", query, parameters, partition=session_id)
         return sorted((audit_event_from_document(item) for item in items), key=lambda event: (event.at, event.id))
 
@@ -38,7 +37,7 @@ class AuditStore:
         """Delete every event whose subject is `owner` except the kept actions (a cross-partition query:
         a user's events are spread over their sessions' partitions). Returns how many were removed."""
         query = "SELECT c.id, c.sessionId, c.action FROM c WHERE c.userId = @owner AND c.type = 'audit'"
-        items = await self._database.query("audit", query, [{"name": "@owner", "value": owner}])
+        items = await self._database.query("audit", query, {"owner": owner})
         removed = 0
         for item in items:
             if item.get("action") in keep_actions:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -111,20 +111,22 @@ class CosmosDatabase:
         self,
         kind: Kind,
         query: str,
-        parameters: list[dict[str, Any]],
+        parameters: Mapping[str, Any],
         *,
         partition: str | None = None,
         charges: list[float] | None = None,
     ) -> list[dict[str, Any]]:
-        """Every item a parameterized query returns; within one partition when `partition` is given. With
+        """Every item a parameterized query returns (`parameters` maps each `@name` in the text, without its @, to
+        its value); within one partition when `partition` is given. With
         `charges`, the request charge (RU, `x-ms-request-charge`) of every response is appended to it."""
         container = self._containers[kind]
+        bound = [{"name": f"@{name}", "value": value} for name, value in parameters.items()]
 
         async def read() -> list[dict[str, Any]]:
             options: dict[str, Any] = {} if partition is None else {"partition_key": partition}
             if charges is not None:
                 options["response_hook"] = lambda headers, _: charges.append(_request_charge(headers))
-            return [item async for item in container.query_items(query, parameters=parameters, **options)]
+            return [item async for item in container.query_items(query, parameters=bound, **options)]
 
         return await self.again_if_missing(read)
 

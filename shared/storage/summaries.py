@@ -52,14 +52,11 @@ class SummaryStore:
 
     async def page(self, owner: str, limit: int, cursor: str | None = None) -> tuple[list[SessionSummary], str | None]:
         """Newest first, `limit` at a time; the cursor is the sort key of the last item returned."""
-        parameters: list[dict[str, Any]] = [
-            {"name": "@owner", "value": owner},
-            {"name": "@take", "value": limit + 1},
-        ]
+        parameters: dict[str, Any] = {"owner": owner, "take": limit + 1}
         where = "c.userId = @owner AND c.type = 'session'"
         if cursor is not None:
             where += " AND c.sortKey < @after"
-            parameters.append({"name": "@after", "value": decode_cursor(cursor)})
+            parameters["after"] = decode_cursor(cursor)
         query = f"SELECT TOP @take * FROM c WHERE {where} ORDER BY c.sortKey DESC"  # noqa: S608 - fixed text
         items = await self._database.query("sessions", query, parameters, partition=owner)
         page = [summary_from_document(item) for item in items[:limit]]
@@ -68,12 +65,7 @@ class SummaryStore:
 
     async def sessions_of_owner(self, owner: str) -> set[str]:
         query = "SELECT c.id FROM c WHERE c.userId = @owner AND c.type = 'session'"
-        return {
-            item["id"]
-            for item in await self._database.query(
-                "sessions", query, [{"name": "@owner", "value": owner}], partition=owner
-            )
-        }
+        return {item["id"] for item in await self._database.query("sessions", query, {"owner": owner}, partition=owner)}
 
     async def matching(self, owner: str, transcript: str, replay: str) -> str | None:
         """The caller's most recent session whose transcript hash is `transcript` (the request continues it) or
@@ -82,11 +74,7 @@ class SummaryStore:
             "SELECT TOP 1 c.id FROM c WHERE c.userId = @owner AND c.type = 'session' "
             "AND (c.transcript_hash = @transcript OR c.replay_hash = @replay) ORDER BY c.sortKey DESC"
         )
-        parameters: list[dict[str, Any]] = [
-            {"name": "@owner", "value": owner},
-            {"name": "@transcript", "value": transcript},
-            {"name": "@replay", "value": replay},
-        ]
+        parameters = {"owner": owner, "transcript": transcript, "replay": replay}
         items = await self._database.query("sessions", query, parameters, partition=owner)
         return str(items[0]["id"]) if items else None
 
@@ -97,11 +85,7 @@ class SummaryStore:
             "SELECT TOP @take c.id, c.userId, c.sortKey FROM c "
             "WHERE c.type = 'session' AND c.last_active < @cutoff AND c.sortKey > @after ORDER BY c.sortKey ASC"
         )
-        parameters: list[dict[str, Any]] = [
-            {"name": "@take", "value": take},
-            {"name": "@cutoff", "value": cutoff},
-            {"name": "@after", "value": after},
-        ]
+        parameters = {"take": take, "cutoff": cutoff, "after": after}
         return [
             (item["userId"], item["id"], item["sortKey"])
             for item in await self._database.query("sessions", query, parameters)

@@ -57,7 +57,7 @@ class TurnStore:
     async def rows_of_owner(self, owner: str) -> list[TurnRow]:
         """All of an owner's turns: a cross-partition query over the turns container."""
         query = "SELECT * FROM c WHERE c.userId = @owner AND c.type = 'turn'"
-        items = await self._database.query("turns", query, [{"name": "@owner", "value": owner}])
+        items = await self._database.query("turns", query, {"owner": owner})
         return [turn_row(item) for item in items]
 
     async def charges_since(self, owner: str, since: str) -> tuple[dict[str, Charge], float]:
@@ -68,7 +68,7 @@ class TurnStore:
             "SELECT c.id, c.backend, c.cost, c.summary_cost, c.input_tokens, c.output_tokens, c.completed_at FROM c "
             "WHERE c.userId = @owner AND c.type = 'turn' AND c.completed_at >= @since"
         )
-        parameters: list[dict[str, Any]] = [{"name": "@owner", "value": owner}, {"name": "@since", "value": since}]
+        parameters = {"owner": owner, "since": since}
         charges: list[float] = []
         items = await self._database.query("turns", query, parameters, charges=charges)
         return {str(item["id"]): charge_of(item) for item in items if item.get("backend")}, sum(charges)
@@ -80,38 +80,30 @@ class TurnStore:
             "SELECT c.complexity, c.backend, c.route_requested, c.router_version, c.imported, c.feedback "
             "FROM c WHERE c.type = 'turn' AND c.completed_at >= @since"
         )
-        return await self._database.query("turns", query, [{"name": "@since", "value": since}])
+        return await self._database.query("turns", query, {"since": since})
 
     async def sessions_of_owner(self, owner: str) -> set[str]:
         """Session ids the owner has turn records of (cross-partition: turns are partitioned by session)."""
         query = "SELECT c.sessionId FROM c WHERE c.userId = @owner AND c.type = 'turn'"
-        return {
-            item["sessionId"]
-            for item in await self._database.query("turns", query, [{"name": "@owner", "value": owner}])
-        }
+        return {item["sessionId"] for item in await self._database.query("turns", query, {"owner": owner})}
 
     async def owners_of_session(self, session_id: str) -> set[str]:
         """Owner keys that have turn records under this session id (one partition)."""
         query = "SELECT c.userId FROM c WHERE c.sessionId = @session AND c.type = 'turn'"
-        items = await self._database.query(
-            "turns", query, [{"name": "@session", "value": session_id}], partition=session_id
-        )
+        items = await self._database.query("turns", query, {"session": session_id}, partition=session_id)
         return {item["userId"] for item in items}
 
     async def delete_session(self, owner: str, session_id: str) -> int:
         """Delete a session's turn documents; returns how many were removed."""
         query = "SELECT c.id FROM c WHERE c.sessionId = @session AND c.userId = @owner"
-        parameters: list[dict[str, Any]] = [
-            {"name": "@session", "value": session_id},
-            {"name": "@owner", "value": owner},
-        ]
+        parameters = {"session": session_id, "owner": owner}
         ids = [item["id"] for item in await self._database.query("turns", query, parameters, partition=session_id)]
         return await self._delete([(item_id, session_id) for item_id in ids])
 
     async def delete_owner(self, owner: str, keep_sessions: frozenset[str] = frozenset()) -> int:
         """Delete every turn document of the owner except those of `keep_sessions` (cross-partition)."""
         query = "SELECT c.id, c.sessionId FROM c WHERE c.userId = @owner"
-        items = await self._database.query("turns", query, [{"name": "@owner", "value": owner}])
+        items = await self._database.query("turns", query, {"owner": owner})
         return await self._delete(
             [(item["id"], item["sessionId"]) for item in items if item["sessionId"] not in keep_sessions]
         )
@@ -136,10 +128,7 @@ class TurnStore:
         query = (
             "SELECT * FROM c WHERE c.sessionId = @session AND c.userId = @owner AND c.type = 'turn' ORDER BY c.turn ASC"
         )
-        parameters: list[dict[str, Any]] = [
-            {"name": "@session", "value": session_id},
-            {"name": "@owner", "value": owner},
-        ]
+        parameters = {"session": session_id, "owner": owner}
         return await self._database.query("turns", query, parameters, partition=session_id)
 
     async def _delete(self, items: Sequence[tuple[str, str]]) -> int:
