@@ -47,6 +47,15 @@ def test_each_version_ships_a_calibration_that_is_monotone(version: str) -> None
     assert RouterConfig(version=version).threshold() == router.default_threshold()
 
 
+def test_an_explicit_threshold_is_the_primary_versions_and_the_shadow_keeps_its_own() -> None:
+    """ROUTER_LOCAL_THRESHOLD is on the scale of ROUTER_VERSION's scores; the shadow's are on another."""
+    config = RouterConfig(version="learned-v1", local_threshold=0.9, shadow="rules-v1")
+    assert config.threshold() == config.threshold("learned-v1") == 0.9
+    assert config.threshold("rules-v1") == VERSIONS["rules-v1"].default_threshold() != 0.9
+    shared = RouterConfig(version="learned-v1", target_cloud_share=0.3, shadow="rules-v1")
+    assert shared.threshold("rules-v1") == round(VERSIONS["rules-v1"].threshold_for_share(0.3), 4)
+
+
 def test_settings_take_a_version_a_target_share_and_a_shadow_and_refuse_both_threshold_kinds() -> None:
     settings = Settings.from_env(
         {**MINIMAL, "ROUTER_VERSION": "rules-v1", "ROUTER_TARGET_CLOUD_SHARE": "0.5", "ROUTER_SHADOW": "learned-v1"}

@@ -76,9 +76,13 @@ class RouterConfig:
         _check_order("fallback_order", self.fallback_order, BACKENDS)
 
     def threshold(self, version: str | None = None) -> float:
-        """The complexity at and above which `version` (default: this config's) sends a turn to a strong backend."""
-        router = VERSIONS[version or self.version]
-        if self.local_threshold is not None:
+        """The complexity at and above which `version` (default: this config's) sends a turn to a strong backend.
+
+        An explicit `local_threshold` is on the scale of this config's version only: the shadow, another version,
+        keeps its own threshold (or the one for the target share), so shadow agreement compares each at its best."""
+        name = version or self.version
+        router = VERSIONS[name]
+        if self.local_threshold is not None and name == self.version:
             return self.local_threshold
         if self.target_cloud_share is not None:
             return round(router.threshold_for_share(self.target_cloud_share), 4)
