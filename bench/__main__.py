@@ -18,13 +18,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, concurrency, context, facts, report, resume, router, storage, throughput, turns
+from bench import (
+    coldstart,
+    concurrency,
+    context,
+    facts,
+    report,
+    resume,
+    router,
+    routing_eval,
+    storage,
+    throughput,
+    turns,
+)
 from bench.env import FakeModel, emulators, load_average, provenance
 from bench.stack import MODELS, build_stack, settings_env
 from shared.storage.metadata import MetadataStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("turns", "resume", "storage", "coldstart", "throughput", "router", "context", "concurrency")
+SCENARIOS = ("turns", "resume", "storage", "coldstart", "throughput", "router", "context", "concurrency", "routing")
 
 
 def _log(message: str) -> None:
@@ -127,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         results["router"] = router.run(args.quick)
         results["router"]["elapsed_s"] = round(time.perf_counter() - began, 1)
         results["router"]["load_average"] = {"before": load_before, "after": load_average()}
+    if "routing" in only:
+        results["routing"] = _timed("routing", routing_eval.routing_report)
     stamp["elapsed_s"] = round(time.perf_counter() - started, 1)
     stamp["quick"] = args.quick
 

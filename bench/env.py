@@ -197,10 +197,12 @@ class FakeModel:
         self._control = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
         return self
 
-    def script(self, replies: Sequence[str]) -> None:
-        """Queue replies, consumed in order by the next chat completions (sequential turns get them in order)."""
+    def script(self, replies: Sequence[str], when: str | None = None) -> None:
+        """Queue replies, consumed in order by the next chat completions (sequential turns get them in order); with
+        `when`, only by a request whose messages hold that text (a turn's own message: a summary call the turn
+        makes first, for older turns, gets the default reply instead of the turn's)."""
         assert self._control is not None, "start() first"
-        body = {"behaviours": [{"reply": reply} for reply in replies]}
+        body = {"behaviours": [{"reply": reply, **({"when": when} if when else {})} for reply in replies]}
         self._control.post("/_control/script", json=body).raise_for_status()
 
     def stop(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import matplotlib
 
-from bench import concurrency, storage
+from bench import concurrency, routing_eval, storage
 from bench.coldstart import markdown as coldstart_markdown
 from bench.context import markdown as context_markdown
 from bench.env import ratio
@@ -648,6 +648,17 @@ def write(out: Path, results: dict[str, Any], stamp: dict[str, Any], facts: dict
     if "concurrency" in results:
         plots.append(concurrency.plot(out, results["concurrency"]))
         md += concurrency.markdown(results["concurrency"], _stamp_note(results["concurrency"], stamp), plots[-1])
+    if "routing" in results:
+        md += [
+            "## 9. Routing quality on the held-out dev split",
+            _stamp_note(results["routing"], stamp),
+            "learned-v1 (the shipped router) against rules-v1 and the length baseline (cloud when a prompt is longer "
+            "than 200 characters), on `tools/router_corpus/*_dev.jsonl`, which training never reads "
+            "(`python -m bench.routing_eval` prints the same; docs/routing.md explains it).",
+            "",
+            routing_eval.to_markdown(results["routing"]),
+            "",
+        ]
     md += ["## Order of resumed transcripts", "", *_order_findings(results), ""]
     md += [
         "## Files",

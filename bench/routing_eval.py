@@ -17,7 +17,8 @@ markdown. What it computes, on ``tools/router_corpus/single_dev.jsonl`` and ``co
   file (``perf_counter``; it happens on the first routed turn, not at import);
 - the agreement / cloud-share curve of learned-v1 over thresholds.
 
-``--write`` also writes the report to ``bench/results/routing.json``. The dev split is never used for fitting
+``--write`` also writes the report to ``bench/results/routing.json``; ``make bench`` runs it as the ``routing``
+scenario (section 9 of ``SUMMARY.md``). The dev split is never used for fitting
 (``tools/train_router.py`` reads train only). Timing is reported, not asserted.
 """
 
@@ -35,14 +36,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.domain.routing import learned
-
-try:
-    from shared.routing import PriorTurn as RulesPriorTurn
-    from shared.routing import RouterConfig, decide
-except ImportError:  # the module is being moved into shared/domain/routing
-    from shared.domain.routing import PriorTurn as RulesPriorTurn  # type: ignore[no-redef]
-    from shared.domain.routing import RouterConfig, decide  # type: ignore[no-redef]
+from shared.domain.routing import PriorTurn as RulesPriorTurn
+from shared.domain.routing import RouterConfig, decide, learned
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tools" / "router_corpus"

@@ -80,7 +80,7 @@ class Stack:
     ) -> tuple[TurnResult, float, RoundTrips]:
         """One real turn through `Conversations.chat`: the result, the wall time in ms and its storage round trips
         (ours only: the same Cosmos client serves theirs, but theirs runs outside this block)."""
-        self.model.script([reply])
+        self.model.script([reply], when=message)
         self.phases.clear()
         started = time.perf_counter()
         with counting() as trips:
