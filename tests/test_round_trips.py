@@ -167,3 +167,33 @@ async def test_a_new_session_whose_journal_was_never_written_goes_on(
     snapshot = await fresh.snapshots.load("alice", session)
     said = [message["content"] for message in snapshot.openai_messages() if message["role"] == "user"]
     assert said == ["turn 1", "turn 2", "turn 3"] and snapshot.journal_turns == 2
+
+
+async def test_an_openai_client_resending_the_whole_conversation_costs_what_a_turn_does(
+    make_env: Callable[..., dict[str, str]], make_services: Callable[..., Any]
+) -> None:
+    """`/v1/chat/completions` compares the conversation sent with the stored one on the snapshot the turn loads
+    anyway: with `X-Session-Id` the round trips are a turn's, and without it one summaries query comes first."""
+    from shared.services.completions import Completion
+
+    env = make_env()
+    worker = await make_services(env)
+    session, _ = await turn(worker, "turn 1")
+    for number in (2, 3):
+        await turn(worker, f"turn {number}", session)
+
+    async def complete(services: Services, text: str, session_id: str | None) -> RoundTrips:
+        sent = (await worker.snapshots.load("alice", session)).openai_messages()  # what the client holds
+        completion = Completion("local", [*sent, {"role": "user", "content": text}], session_id=session_id)
+        with counting() as trips:
+            events = [event async for event in services.completions.complete("alice", completion)]
+        assert events and getattr(events[-1], "session_id", session) == session
+        return trips
+
+    assert (await complete(worker, "turn 4", session)).steps() == WARM_TURN
+    assert (await complete(await make_services(env), "turn 5", session)).steps() == COLD_TURN
+    stateless = await complete(worker, "turn 6", None)  # found by the transcript hash in its summary
+    assert stateless.steps() == [["cosmos:query"], *WARM_TURN]
+    snapshot = await worker.snapshots.load("alice", session)
+    said = [message["content"] for message in snapshot.openai_messages() if message["role"] == "user"]
+    assert said == [f"turn {number}" for number in range(1, 7)]  # each stored once, in one session

@@ -92,7 +92,18 @@ def _openai_text(message: Mapping[str, Any], where: str, *, required: bool) -> s
     return "".join(parts)
 
 
-def _openai_to_af(item: object, where: str, calls: _ToolCalls, limits: ImportLimits) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _OpenAIMessage:
+    """One OpenAI chat message, validated: what an Agent Framework message is built from."""
+
+    role: str
+    text: str | None
+    name: str | None
+    tool_calls: tuple[tuple[str, str, str | None], ...]  # (id, function name, arguments as text)
+    tool_call_id: str | None
+
+
+def _openai_checked(item: object, where: str, calls: _ToolCalls, limits: ImportLimits) -> _OpenAIMessage:
     message = as_object(item, where)
     role = message.get("role")
     if role not in ROLES:
@@ -114,42 +125,61 @@ def _openai_to_af(item: object, where: str, calls: _ToolCalls, limits: ImportLim
     # the same bound as a user message.
     if role in ("user", "system") and len(text or "") > limits.max_user_chars:
         raise InvalidImport(f"{where}.content", f"is longer than {limits.max_user_chars} characters")
-    contents: list[Any] = [Content.from_text(text)] if text else []
-    if tool_calls is not None:
-        for index, call in enumerate(as_list(tool_calls, f"{where}.tool_calls")):
-            call_where = f"{where}.tool_calls[{index}]"
-            call = as_object(call, call_where)
-            if call.get("type", "function") != "function":
-                raise InvalidImport(f"{call_where}.type", f"must be 'function', got {shown(call.get('type'))}")
-            call_id = required_str(call, "id", call_where)
-            function = as_object(call.get("function"), f"{call_where}.function")
-            function_name = required_str(function, "name", f"{call_where}.function")
-            arguments = function.get("arguments")
-            if arguments is not None and not isinstance(arguments, str | dict):
-                raise InvalidImport(f"{call_where}.function.arguments", f"must be a string, got {kind_of(arguments)}")
-            calls.call(call_id, call_where)
-            contents.append(
-                Content.from_function_call(call_id=call_id, name=function_name, arguments=arguments_text(arguments))
-            )
+    checked_calls: list[tuple[str, str, str | None]] = []
+    for index, call in enumerate(as_list(tool_calls, f"{where}.tool_calls") if tool_calls is not None else ()):
+        call_where = f"{where}.tool_calls[{index}]"
+        call = as_object(call, call_where)
+        if call.get("type", "function") != "function":
+            raise InvalidImport(f"{call_where}.type", f"must be 'function', got {shown(call.get('type'))}")
+        call_id = required_str(call, "id", call_where)
+        function = as_object(call.get("function"), f"{call_where}.function")
+        function_name = required_str(function, "name", f"{call_where}.function")
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, str | dict):
+            raise InvalidImport(f"{call_where}.function.arguments", f"must be a string, got {kind_of(arguments)}")
+        calls.call(call_id, call_where)
+        checked_calls.append((call_id, function_name, arguments_text(arguments)))
+    tool_call_id = None
     if role == "tool":
-        call_id = required_str(message, "tool_call_id", where)
-        calls.answer(call_id, f"{where}.tool_call_id")
-        contents = [Content.from_function_result(call_id=call_id, result=text or "")]
-    if not contents:
-        if text is None:
-            raise InvalidImport(f"{where}.content", "is null and the message has no tool_calls")
-        contents = [Content.from_text("")]  # an empty reply stays a message, as the model saw it
-    return Message(role=role, contents=contents, author_name=name).to_dict()
+        tool_call_id = required_str(message, "tool_call_id", where)
+        calls.answer(tool_call_id, f"{where}.tool_call_id")
+    elif text is None and not checked_calls:
+        raise InvalidImport(f"{where}.content", "is null and the message has no tool_calls")
+    return _OpenAIMessage(role, text, name, tuple(checked_calls), tool_call_id)
+
+
+def _openai_to_af(message: _OpenAIMessage) -> dict[str, Any]:
+    if message.tool_call_id is not None:
+        contents = [Content.from_function_result(call_id=message.tool_call_id, result=message.text or "")]
+    else:
+        contents = [Content.from_text(message.text)] if message.text else []
+        contents += [
+            Content.from_function_call(call_id=call_id, name=name, arguments=arguments)
+            for call_id, name, arguments in message.tool_calls
+        ]
+        if not contents:
+            contents = [Content.from_text("")]  # an empty reply stays a message, as the model saw it
+    return Message(role=message.role, contents=contents, author_name=message.name).to_dict()
+
+
+def _openai_all_checked(items: object, where: str, limits: ImportLimits) -> list[_OpenAIMessage]:
+    messages = as_list(items, where)
+    _check_count(messages, where, limits)
+    calls = _ToolCalls()
+    checked = [_openai_checked(item, f"{where}[{index}]", calls, limits) for index, item in enumerate(messages)]
+    calls.settle()
+    return checked
+
+
+def check_openai_messages(items: object, where: str, limits: ImportLimits) -> None:
+    """Validate a list of OpenAI chat messages by the rules `openai_messages_to_af` applies, building nothing (a
+    conversation a client resends is checked whole on every call, and mostly only compared)."""
+    _openai_all_checked(items, where, limits)
 
 
 def openai_messages_to_af(items: object, where: str, limits: ImportLimits) -> list[dict[str, Any]]:
     """Validate a list of OpenAI chat messages and convert each into an Agent Framework message dict."""
-    messages = as_list(items, where)
-    _check_count(messages, where, limits)
-    calls = _ToolCalls()
-    converted = [_openai_to_af(item, f"{where}[{index}]", calls, limits) for index, item in enumerate(messages)]
-    calls.settle()
-    return converted
+    return [_openai_to_af(message) for message in _openai_all_checked(items, where, limits)]
 
 
 # ---- Agent Framework messages, 1.x and legacy (pure) -------------------------------------------------------------

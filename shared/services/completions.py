@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from shared.agents.formats import ImportLimits, openai_messages_to_af
+from shared.agents.formats import ImportLimits, check_openai_messages, openai_messages_to_af
 from shared.config import Settings
 from shared.domain.clock import utc_now
 from shared.domain.errors import InvalidRequest, UnknownModel
@@ -105,7 +105,7 @@ class ChatCompletions:
         if not messages:
             raise InvalidRequest("messages must hold at least one message", "messages")
         normal = [{**item, "role": "system"} if item.get("role") == "developer" else item for item in messages]
-        openai_messages_to_af(normal, "messages", self._limits)
+        check_openai_messages(normal, "messages", self._limits)
         if said(messages[-1])[0] != "user":
             raise InvalidRequest("the last message must be a user message", "messages")
         compared = [self._masked(said(item)) for item in messages]
