@@ -349,3 +349,16 @@ async def test_session_analytics_count_every_turn_even_when_cosmos_lost_some(ser
     result = await services.conversations.session_analytics("alice", one.session_id)
     assert result["total_exchanges"] == 2
     assert result["routing_distribution"] == {"local": 1, "cloud": 1}
+
+
+def test_every_model_client_verifies_tls_with_one_trust_store_loaded_once() -> None:
+    """Loading a trust store costs ~80 ms; the backends share one context, and it still verifies certificates."""
+    import ssl
+
+    from shared.agents.backends import http_client
+    from shared.config.network import tls_context
+
+    clients = [http_client(endpoint, 5.0) for endpoint in ("https://a.example/v1", "https://b.example/openai/v1")]
+    contexts = {id(client._transport.ssl_context) for client in clients}  # type: ignore[attr-defined]
+    assert contexts == {id(tls_context())}
+    assert tls_context().verify_mode == ssl.CERT_REQUIRED and tls_context().check_hostname

@@ -21,7 +21,7 @@ from agent_framework import Agent
 from agent_framework.openai import OpenAIChatCompletionClient
 
 from shared.config import BackendSettings, Settings
-from shared.config.network import proxy_for
+from shared.config.network import proxy_for, tls_context
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ def _is_openai_v1_path(endpoint: str) -> bool:
 def http_client(endpoint: str, timeout: float) -> openai.DefaultAioHttpClient:
     """The HTTP client under one backend's openai client: aiohttp (a profile put httpx's request handling at
     about a fifth more client CPU per model call), the environment read once (`shared.config.network`)."""
-    return openai.DefaultAioHttpClient(timeout=timeout, trust_env=False, proxy=proxy_for(endpoint))
+    return openai.DefaultAioHttpClient(
+        timeout=timeout, trust_env=False, proxy=proxy_for(endpoint), verify=tls_context()
+    )
 
 
 def build_openai_client(
