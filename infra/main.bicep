@@ -49,7 +49,7 @@ param functionMaximumInstanceCount int = 100
 @description('Most HTTP requests (chat turns) one function app instance serves at once before Flex Consumption adds an instance; sized for functionInstanceMemoryMB.')
 @minValue(1)
 @maxValue(1000)
-param functionHttpPerInstanceConcurrency int = 4
+param functionHttpPerInstanceConcurrency int = 16
 
 @description('Blob container for conversation snapshots.')
 @minLength(3)
