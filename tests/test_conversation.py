@@ -355,8 +355,7 @@ def test_every_model_client_verifies_tls_with_one_trust_store_loaded_once() -> N
     """Loading a trust store costs ~80 ms; the backends share one context, and it still verifies certificates."""
     import ssl
 
-    from shared.agents.backends import http_client
-    from shared.config.network import tls_context
+    from shared.agents.backends import http_client, tls_context
 
     clients = [http_client(endpoint, 5.0) for endpoint in ("https://a.example/v1", "https://b.example/openai/v1")]
     contexts = {id(client._transport.ssl_context) for client in clients}  # type: ignore[attr-defined]

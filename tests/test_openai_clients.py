@@ -100,6 +100,31 @@ def test_a_five_turn_conversation_sent_whole_each_time_is_stored_once(server: Li
     assert len(sessions_of(server)) == 1
 
 
+@pytest.mark.parametrize("stateless", [True, False])
+def test_developer_instructions_start_a_session_and_continue_it_without_forking(
+    server: LiveServer, stateless: bool
+) -> None:
+    """Newer OpenAI clients send instructions as `developer` messages; they are kept as system messages, and a
+    conversation resent with them continues its session."""
+    client = sdk(server)
+    messages: list[dict[str, str]] = [{"role": "developer", "content": "Answer in one sentence."}]
+    sessions = []
+    for number in (1, 2, 3):
+        messages.append({"role": "user", "content": f"question {number}: name a planet"})
+        headers = {} if stateless or not sessions else {"X-Session-Id": sessions[-1]}
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto",
+            messages=messages,  # type: ignore[arg-type]
+            extra_headers=headers,
+        )
+        sessions.append(raw.headers["x-session-id"])
+        messages.append({"role": "assistant", "content": raw.parse().choices[0].message.content or ""})
+    assert len(set(sessions)) == 1 and len(sessions_of(server)) == 1
+    view = stored(server, sessions[0])
+    assert [m["role"] for m in view["messages"]] == ["system"] + ["user", "assistant"] * 3
+    assert view["messages"][0]["content"] == "Answer in one sentence."
+
+
 def conversation(server: LiveServer, turns: int) -> tuple[str, list[dict[str, str]]]:
     client = sdk(server)
     messages: list[dict[str, str]] = []

@@ -248,10 +248,8 @@ def write_weights(doc: dict[str, Any]) -> None:
     doc["sha256"] = learned_model.checksum(doc)
     # One key per line (sha256 last, so the checksum pair reads "sha256": "<hex>"), compact values.
     keys = sorted(k for k in doc if k != "sha256") + ["sha256"]
-    body = ",\n".join(
-        f"{json.dumps(k)}: {json.dumps(doc[k], sort_keys=True, ensure_ascii=False, separators=(',', ':'))}"
-        for k in keys
-    )
+    compact = {"sort_keys": True, "ensure_ascii": False, "separators": (",", ":"), "allow_nan": False}
+    body = ",\n".join(f"{json.dumps(k)}: {json.dumps(doc[k], **compact)}" for k in keys)
     OUT.write_text("{\n" + body + "\n}\n", encoding="utf-8")
     learned.reload()
 

@@ -76,6 +76,7 @@ class ChatCompletions:
     ) -> AsyncGenerator[Event, None]:
         """The turn's events (or one `Replayed`); raises before the first when the request is refused.
         `on_saved` runs once the turn is saved, beside its metadata writes (see `TurnRequest`)."""
+        completion = replace(completion, messages=_developer_as_system(completion.messages))
         prior, message, text = self._checked(completion)
         request = replace(self._turn_request(completion), on_saved=on_saved)
         if completion.session_id is not None:
@@ -104,8 +105,7 @@ class ChatCompletions:
         messages = list(completion.messages)
         if not messages:
             raise InvalidRequest("messages must hold at least one message", "messages")
-        normal = [{**item, "role": "system"} if item.get("role") == "developer" else item for item in messages]
-        check_openai_messages(normal, "messages", self._limits)
+        check_openai_messages(messages, "messages", self._limits)
         if said(messages[-1])[0] != "user":
             raise InvalidRequest("the last message must be a user message", "messages")
         compared = [self._masked(said(item)) for item in messages]
@@ -181,6 +181,15 @@ class ChatCompletions:
         async with self.conversations.snapshots.locked(snapshot.owner, snapshot.session_id) as lock:
             async for event in self.conversations.continue_on(lock, snapshot, text, request):
                 yield event
+
+
+def _developer_as_system(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """OpenAI's `developer` messages (its newer name for instructions) as the system messages they are stored as,
+    before anything is compared, stored or imported; anything not an object is left for validation to name."""
+    return [
+        {**item, "role": "system"} if isinstance(item, Mapping) and item.get("role") == "developer" else item
+        for item in messages
+    ]
 
 
 def _replayed(snapshot: Snapshot) -> Replayed:

@@ -52,9 +52,10 @@ def decode_weights(block: Mapping[str, Any]) -> dict[str, float]:
 
 
 def canonical_payload(doc: Mapping[str, Any]) -> bytes:
-    """The bytes the checksum covers: everything but the checksum itself, canonical JSON."""
+    """The bytes the checksum covers: everything but the checksum itself, canonical JSON (strict: no NaN or
+    infinity, which the app's reader, orjson, refuses)."""
     body = {k: v for k, v in doc.items() if k != "sha256"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def checksum(doc: Mapping[str, Any]) -> str:
