@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import sys
@@ -54,23 +55,16 @@ def _timed(name: str, scenario: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-async def _in_process(azurite: Any, cosmos: Any, model: FakeModel, only: set[str], quick: bool) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    for name, module in (("turns", turns), ("resume", resume), ("storage", storage)):
-        if name not in only:
-            continue
-        _log(f"{name} ...")
-        started = time.perf_counter()
-        load_before = load_average()
-        stack = await build_stack(azurite, cosmos, model, name)
-        try:
-            results[name] = await module.run(stack, quick)
-        finally:
-            await stack.close()
-        results[name]["elapsed_s"] = round(time.perf_counter() - started, 1)
-        results[name]["load_average"] = {"before": load_before, "after": load_average()}
-        _log(f"{name} done in {results[name]['elapsed_s']} s")
-    return results
+async def _in_process(
+    azurite: Any, cosmos: Any, model: FakeModel, name: str, module: Any, quick: bool
+) -> dict[str, Any]:
+    """One scenario run against the service's own stores and agents in this process (its own stack, closed after)."""
+    stack = await build_stack(azurite, cosmos, model, name)
+    try:
+        result: dict[str, Any] = await module.run(stack, quick)
+        return result
+    finally:
+        await stack.close()
 
 
 async def _create_cosmos_resources(env: dict[str, str]) -> None:
@@ -78,6 +72,12 @@ async def _create_cosmos_resources(env: dict[str, str]) -> None:
 
     async with CosmosClient(env["COSMOS_ENDPOINT"], credential=env["COSMOS_KEY"]) as client:
         await MetadataStore(client, env["COSMOS_DATABASE"], "turns", "sessions", "audit").ensure_resources()
+
+
+def _coldstart(azurite: Any, cosmos: Any, model: FakeModel, quick: bool) -> dict[str, Any]:
+    env = settings_env(azurite, cosmos, model, "cold")
+    asyncio.run(_create_cosmos_resources(env))  # as in Azure, where Bicep made them: the app does not
+    return coldstart.run(env, quick)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,39 +106,20 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"emulators up: Azurite {azurite.port}, Cosmos {cosmos.port}")
         emulator_facts = asyncio.run(facts.run(cosmos.endpoint, cosmos.key))
         with FakeModel("instant", latency=0.0, models=tuple(MODELS.values())) as model:
-            results.update(asyncio.run(_in_process(azurite, cosmos, model, only, args.quick)))
+            for name, module in (("turns", turns), ("resume", resume), ("storage", storage)):
+                if name in only:
+                    scenario = functools.partial(_in_process, azurite, cosmos, model, name, module, args.quick)
+                    results[name] = _timed(name, lambda scenario=scenario: asyncio.run(scenario()))
             if "coldstart" in only:
-                _log("coldstart ...")
-                began = time.perf_counter()
-                env = settings_env(azurite, cosmos, model, "cold")
-                asyncio.run(_create_cosmos_resources(env))
-                load_before = load_average()
-                results["coldstart"] = coldstart.run(env, args.quick)
-                results["coldstart"]["elapsed_s"] = round(time.perf_counter() - began, 1)
-                results["coldstart"]["load_average"] = {"before": load_before, "after": load_average()}
+                results["coldstart"] = _timed("coldstart", lambda: _coldstart(azurite, cosmos, model, args.quick))
         if "throughput" in only:
-            _log("throughput ...")
-            began = time.perf_counter()
-            load_before = load_average()
-            results["throughput"] = throughput.run(azurite, cosmos, args.quick)
-            results["throughput"]["elapsed_s"] = round(time.perf_counter() - began, 1)
-            results["throughput"]["load_average"] = {"before": load_before, "after": load_average()}
+            results["throughput"] = _timed("throughput", lambda: throughput.run(azurite, cosmos, args.quick))
         if "context" in only:
-            _log("context ...")
-            began = time.perf_counter()
-            load_before = load_average()
-            results["context"] = context.run(azurite, cosmos, args.quick)
-            results["context"]["elapsed_s"] = round(time.perf_counter() - began, 1)
-            results["context"]["load_average"] = {"before": load_before, "after": load_average()}
+            results["context"] = _timed("context", lambda: context.run(azurite, cosmos, args.quick))
         if "concurrency" in only:
             results["concurrency"] = _timed("concurrency", lambda: concurrency.run(azurite, cosmos, args.quick))
     if "router" in only:
-        _log("router ...")
-        began = time.perf_counter()
-        load_before = load_average()
-        results["router"] = router.run(args.quick)
-        results["router"]["elapsed_s"] = round(time.perf_counter() - began, 1)
-        results["router"]["load_average"] = {"before": load_before, "after": load_average()}
+        results["router"] = _timed("router", lambda: router.run(args.quick))
     if "routing" in only:
         results["routing"] = _timed("routing", routing_eval.routing_report)
     stamp["elapsed_s"] = round(time.perf_counter() - started, 1)

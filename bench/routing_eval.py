@@ -57,17 +57,7 @@ ConversationRouter = Callable[[Sequence[str]], list[bool]]
 
 
 def _learned_conversation(texts: Sequence[str], threshold: float | None = None) -> list[bool]:
-    history: list[learned.PriorTurn] = []
-    out = []
-    for text in texts:
-        routed = learned.route(text, history, threshold=threshold)
-        out.append(routed.cloud)
-        history.append(
-            learned.PriorTurn(
-                complexity=routed.complexity, backend="cloud" if routed.cloud else "local", user_chars=len(text)
-            )
-        )
-    return out
+    return [routed.cloud for routed in learned.route_conversation(texts, threshold)]
 
 
 def _rules_conversation(texts: Sequence[str]) -> list[bool]:

@@ -42,20 +42,6 @@ GEOMETRY = (
 )
 
 
-def _conversation(texts: list[str]) -> list[learned.Routed]:
-    history: list[learned.PriorTurn] = []
-    out = []
-    for text in texts:
-        routed = learned.route(text, history)
-        out.append(routed)
-        history.append(
-            learned.PriorTurn(
-                complexity=routed.complexity, backend="cloud" if routed.cloud else "local", user_chars=len(text)
-            )
-        )
-    return out
-
-
 CASES = [
     # builds on a hard turn: inherits its difficulty
     pytest.param([HARD_TREE], "What if the problem changed from a binary tree to a ternary tree?", True, id="ternary"),
@@ -115,7 +101,7 @@ CASES = [
 
 @pytest.mark.parametrize(("earlier", "message", "cloud"), CASES)
 def test_conversation_routing(earlier: list[str], message: str, cloud: bool) -> None:
-    routed = _conversation([*earlier, message])[-1]
+    routed = learned.route_conversation([*earlier, message])[-1]
     assert routed.cloud is cloud, routed.reason
 
 
@@ -147,7 +133,7 @@ def test_follow_up_kind(message: str, kind: str) -> None:
 
 
 def test_a_reference_inherits_and_says_so() -> None:
-    first, follow = _conversation([HARD_TREE, "Can you parallelize it?"])
+    first, follow = learned.route_conversation([HARD_TREE, "Can you parallelize it?"])
     assert first.cloud and follow.cloud and follow.kind == "reference"
     assert follow.complexity > follow.own and "builds on earlier turns" in follow.reason
     assessment = learned.assess("Can you parallelize it?", [learned.PriorTurn("cloud", first.complexity)], 0.4)

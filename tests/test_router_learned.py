@@ -29,20 +29,6 @@ def _doc() -> dict:
     return json.loads(learned.WEIGHTS_PATH.read_text(encoding="utf-8"))
 
 
-def _conversation(texts: list[str]) -> list[learned.Routed]:
-    history: list[learned.PriorTurn] = []
-    out = []
-    for text in texts:
-        routed = learned.route(text, history)
-        out.append(routed)
-        history.append(
-            learned.PriorTurn(
-                complexity=routed.complexity, backend="cloud" if routed.cloud else "local", user_chars=len(text)
-            )
-        )
-    return out
-
-
 # --------------------------------------------------------------------------------------------------------------
 # The weights file
 # --------------------------------------------------------------------------------------------------------------
@@ -113,7 +99,7 @@ def test_recorded_dev_scores_are_reproduced() -> None:
     assert recorded["label_cloud_share"] == round(sum(labels) / len(dev), 4)
     follow = ok = 0
     for conv in _load("conversations_dev.jsonl"):
-        routed = _conversation([t["text"] for t in conv["turns"]])
+        routed = learned.route_conversation([t["text"] for t in conv["turns"]])
         for turn, r in list(zip(conv["turns"], routed, strict=True))[1:]:
             follow += 1
             ok += r.cloud == (turn["label"] == "cloud")

@@ -181,28 +181,14 @@ def percentiles(values: list[float] | np.ndarray, digits: int) -> list[float]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def run_conversation(
-    turns: list[str], threshold: float, decay: float | None = None, discount: float | None = None
-) -> list[learned.Routed]:
-    history: list[learned.PriorTurn] = []
-    out = []
-    for text in turns:
-        routed = learned.route(text, history, threshold=threshold, decay=decay, discount=discount)
-        out.append(routed)
-        history.append(
-            learned.PriorTurn(
-                complexity=routed.complexity, backend="cloud" if routed.cloud else "local", user_chars=len(text)
-            )
-        )
-    return out
-
-
 def follow_up_agreement(
     convs, threshold: float, decay: float | None = None, discount: float | None = None
 ) -> tuple[int, float]:
     follow = ok = 0
     for conv in convs:
-        routed = run_conversation([t["text"] for t in conv["turns"]], threshold, decay, discount)
+        routed = learned.route_conversation(
+            [t["text"] for t in conv["turns"]], threshold, decay=decay, discount=discount
+        )
         for turn, r in list(zip(conv["turns"], routed, strict=True))[1:]:
             follow += 1
             ok += r.cloud == (turn["label"] == "cloud")

@@ -65,6 +65,7 @@ __all__ = [
     "model_info",
     "probability",
     "route",
+    "route_conversation",
     "score",
     "threshold_for_share",
     "verify_checksum",
@@ -229,6 +230,22 @@ def route(
     side = "strong" if cloud else "local"
     reason = f"{MODEL_VERSION} {side}: {complexity:.3f} {'>=' if cloud else '<'} {cut:.3f}; {why}"
     return Routed(cloud=cloud, complexity=round(complexity, 4), own=round(own, 4), kind=kind, reason=reason)
+
+
+def route_conversation(
+    texts: Sequence[str], threshold: float | None = None, *, decay: float | None = None, discount: float | None = None
+) -> list[Routed]:
+    """Decide every turn of a conversation in order, each with this router's own earlier decisions as its history
+    (as the service stores them): for evaluation and training, which have texts and labels but no records."""
+    history: list[PriorTurn] = []
+    routed: list[Routed] = []
+    for text in texts:
+        turn = route(text, history, threshold, decay=decay, discount=discount)
+        routed.append(turn)
+        history.append(
+            PriorTurn(backend="cloud" if turn.cloud else "local", complexity=turn.complexity, user_chars=len(text))
+        )
+    return routed
 
 
 def assess(prompt: str, history: Sequence[PriorTurn], threshold: float, decay: float | None = None) -> Assessment:
