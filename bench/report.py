@@ -8,7 +8,7 @@ from typing import Any
 
 import matplotlib
 
-from bench import concurrency, routing_eval, storage
+from bench import concurrency, routing_eval, storage, turns
 from bench.coldstart import markdown as coldstart_markdown
 from bench.context import markdown as context_markdown
 from bench.env import ratio
@@ -94,7 +94,7 @@ def _plot_turns(out: Path, result: dict[str, Any]) -> str:
     left.set_title("Turn overhead")
     left.grid(True, alpha=0.3)
     left.legend(fontsize=8)
-    phases = ("lease_acquire", "load", "save", "metadata", "lease_release", "other")
+    phases = (*turns.PHASES, "other")
     bottom = [0.0] * len(lengths)
     positions = list(range(len(lengths)))
     for phase in phases:

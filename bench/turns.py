@@ -40,6 +40,7 @@ from shared.domain.ids import new_session_id
 from shared.domain.records import Entry
 
 OWNER = "bench"
+PHASES = ("open", "load", "save", "metadata")  # what the timed stores split a turn into (bench.instrument)
 LENGTHS = (1, 10, 100, 500)
 # length: (conversations, consecutive measured turns on each)
 PLAN = {1: (24, 1), 10: (8, 3), 100: (6, 4), 500: (4, 6)}
@@ -96,7 +97,7 @@ async def run(stack: Stack, quick: bool) -> dict[str, Any]:
                         conversation["ours"] = result.session_id
                         model_ms = float(result.record.latency_ms or 0.0)
                         phases = dict(stack.phases)
-                        known = sum(phases.get(name, 0.0) for name in ("open", "load", "save", "metadata"))
+                        known = sum(phases.get(name, 0.0) for name in PHASES)
                         phases["other"] = total - model_ms - known
                         sample["ours"] = {
                             "total_ms": total,

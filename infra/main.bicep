@@ -43,9 +43,9 @@ param functionInstanceMemoryMB int = 2048
 param functionMaximumInstanceCount int = 100
 
 // A chat turn mostly waits for its model, so one Python worker serves several at once; Flex Consumption's own
-// default for Python is 1, an instance per turn in flight. 4 is what `python -m bench --only concurrency`
-// measured for the default 2,048 MB instance (about one vCPU): the most turns in flight whose p95 stayed within
-// 20% of one turn at a time's. The README ("Deploy") has the figures and when to change it.
+// default for Python is 1, an instance per turn in flight. 16 is from `python -m bench --only concurrency` for the
+// default 2,048 MB instance (about one vCPU): p95 within 3% of one turn at a time's, about half a core left for
+// long conversations. The README ("Deploy") has the figures and when to change it.
 @description('Most HTTP requests (chat turns) one function app instance serves at once before Flex Consumption adds an instance; sized for functionInstanceMemoryMB.')
 @minValue(1)
 @maxValue(1000)
