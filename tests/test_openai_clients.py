@@ -330,3 +330,25 @@ async def test_a_stream_that_falls_back_before_its_first_text_names_the_backend_
         [chunk async for chunk in stream]
     assert failed.value.status_code == 502 and failed.value.code == "backends_failed"
     await client.close()
+
+
+async def test_a_stream_broken_after_its_first_text_ends_with_an_openai_error_the_sdk_raises(
+    server: LiveServer, models: dict[str, FakeModelServer]
+) -> None:
+    """Once text went out the status is sent; the failure comes as an OpenAI error event (mapped as any error is),
+    which the SDK raises, and nothing of the turn is stored."""
+    models["local"].script(Behaviour.broken_stream())
+    client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="unused", default_headers=ALICE, max_retries=0)
+    stream = await client.chat.completions.create(
+        model="local", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    with pytest.raises(openai.APIError) as failed:
+        [chunk async for chunk in stream]
+    assert failed.value.body == {
+        "message": "The local backend failed mid-answer; nothing was saved.",
+        "type": "api_error",
+        "param": None,
+        "code": "stream_broken",
+    }
+    assert sessions_of(server, ALICE) == []
+    await client.close()

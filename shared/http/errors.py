@@ -32,6 +32,7 @@ from shared.domain.errors import (
     SessionConflict,
     SessionExists,
     SessionNotFound,
+    StreamBroken,
     TurnNotFound,
     UnknownModel,
     UnknownRoute,
@@ -145,6 +146,9 @@ def to_api_error(exc: BaseException) -> ApiError | None:
             return _backends_failed(exc)
         case BudgetExceeded():
             return _budget_exceeded(exc)
+        case StreamBroken():
+            message = f"The {exc.error.backend} backend failed mid-answer; nothing was saved."
+            return ApiError(502, "stream_broken", message)
         case ModelCallError():
             return ApiError(502, "backend_rejected", f"The {exc.backend} backend refused the request ({exc.kind}).")
         case SettingsError():

@@ -14,8 +14,7 @@ from typing import Any
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Send
 
-from shared.domain.errors import StreamBroken
-from shared.http.errors import ApiError, internal_error, to_api_error
+from shared.http.errors import internal_error, to_api_error
 from shared.http.responses import chat_model
 from shared.services.events import Delta, FallbackTaken, RouteChosen, TurnCompleted, TurnEvent
 
@@ -58,11 +57,7 @@ def _event_json(event: TurnEvent) -> tuple[str, dict[str, Any]]:
 
 
 def _error_event(exc: BaseException) -> bytes:
-    if isinstance(exc, StreamBroken):
-        message = f"The {exc.error.backend} backend failed mid-answer; nothing was saved."
-        api_error: ApiError | None = ApiError(502, "stream_broken", message)
-    else:
-        api_error = to_api_error(exc)
+    api_error = to_api_error(exc)
     if api_error is None:
         body = internal_error(exc, "turn failed mid-stream").model_dump(exclude_none=True)
         return _sse("error", {**body, "status": 500})

@@ -158,7 +158,8 @@ class SnapshotStore:
             if changed is None and tail is not None:
                 return self._remember(self._extended(cached, tail))
             if changed is not None:
-                return self._remember(await self._with_journal(await self._decoded(owner, session_id, *changed)))
+                with contextlib.suppress(_JournalGone):  # compacted again meanwhile: read it whole, with retries
+                    return self._remember(await self._with_journal(await self._decoded(owner, session_id, *changed)))
         return self._remember(await self._load(owner, session_id))
 
     async def _load(self, owner: str, session_id: str) -> Snapshot:

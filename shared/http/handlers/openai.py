@@ -8,7 +8,6 @@ stream, and the headers that say where the turn went.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from datetime import datetime
@@ -21,7 +20,7 @@ from shared.domain.errors import SessionNotFound
 from shared.domain.ids import ID_PATTERN
 from shared.domain.records import TurnRecord
 from shared.http.call import Call
-from shared.http.errors import ApiError, openai_error_response, to_api_error
+from shared.http.errors import openai_error_response
 from shared.http.openai_models import (
     AssistantMessage,
     ChatCompletion,
@@ -216,9 +215,7 @@ async def _chunks(
     except Exception as exc:
         if not started:
             raise
-        api_error = to_api_error(exc) or ApiError(500, "internal", "Internal error.")
-        error = {"message": api_error.message, "type": "api_error", "param": api_error.field, "code": api_error.code}
-        yield f"data: {json.dumps({'error': error})}\n\n".encode()
+        yield b"data: " + bytes(openai_error_response(exc).body) + b"\n\n"  # mapped, logged as any error
     finally:
         await rest.aclose()
     yield b"data: [DONE]\n\n"
