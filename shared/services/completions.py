@@ -88,7 +88,8 @@ class ChatCompletions:
                 yield started
             return
         else:
-            found = await self.metadata.sessions.matching(owner, chain(prior), chain([message], chain(prior)))
+            continued = chain(prior)  # the hash chain extends: P's key is where P plus u starts
+            found = await self.metadata.sessions.matching(owner, continued, chain([message], continued))
             if found is None:
                 async for event in self._imported(owner, completion, text, request):
                     yield event

@@ -11,14 +11,14 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from shared.agents.backends import Backend
 from shared.config import Settings
 from shared.domain.analytics import analytics
 from shared.domain.backends import ROUTES
-from shared.domain.clock import utc_day, utc_now
+from shared.domain.clock import utc_now
 from shared.domain.errors import InvalidMessage, UnknownRoute
 from shared.domain.ids import new_session_id, validate_id
 from shared.domain.pricing import Price
@@ -180,12 +180,9 @@ class Conversations:
         the period and how many sessions had a turn in it."""
         validate_id(owner, "owner")
         first, last = (day.isoformat() if day is not None else None for day in (start, end))
-        rows = [
-            row
-            for row in await self.metadata.turns.rows_of_owner(owner)
-            if (first is None or utc_day(row.record.completed_at) >= first)
-            and (last is None or utc_day(row.record.completed_at) <= last)
-        ]
+        # Stored times are ISO UTC (`utc_iso`), so a day's turns sort from its date to the next day's.
+        before = (end + timedelta(days=1)).isoformat() if end is not None else None
+        rows = await self.metadata.turns.rows_of_owner(owner, first, before)
         sessions = len({row.session_id for row in rows})
         return {"period": {"from": first, "to": last}, "sessions": sessions, **self._analytics(rows)}
 

@@ -46,8 +46,7 @@ class TurnFeedback:
         if comment is not None and self._redactor is not None:
             comment, _ = self._redactor.redact(comment)
         feedback = Feedback(rating, utc_iso(self.clock()), preferred_backend, comment)
-        async with self.snapshots.locked(owner, session_id) as lock:
-            snapshot = await self.snapshots.load(owner, session_id)
+        async with self.snapshots.opened(owner, session_id) as (lock, snapshot):
             if not 1 <= turn <= snapshot.turns:
                 raise TurnNotFound(session_id, turn)
             await self.snapshots.append_feedback(lock, snapshot, turn, feedback)

@@ -50,9 +50,7 @@ class SessionTransfer:
         if session_id is not None:
             validate_id(session_id)
         now = self.clock()
-        plan = plan_import(fmt, data, limits=self._limits, now=now)
-        if self._redactor is not None:
-            plan = redacted(plan, self._redactor)
+        plan = self._plan(fmt, data, now)
         if session_id is not None and await self.snapshots.exists(owner, session_id):
             raise SessionExists(session_id)
         snapshot = imported_snapshot(plan, session_id or new_session_id(), owner, now)
@@ -76,14 +74,16 @@ class SessionTransfer:
         validate_id(session_id)
         # A plain read: the source is never leased or written, so a turn running on it is not disturbed.
         source = await self.snapshots.load(owner, session_id)
-        forked = fork_snapshot(source, at_turn, new_session_id(), self.clock())
-        saved = await self.snapshots.create(forked)
-        logger.info("forked session %s at turn %d into %s", session_id, at_turn, saved.session_id)
-        return await self._record_metadata(saved)
+        view = await self.save_new(fork_snapshot(source, at_turn, new_session_id(), self.clock()))
+        logger.info("forked session %s at turn %d into %s", session_id, at_turn, view.snapshot.session_id)
+        return view
 
     def plan_messages(self, messages: object, now: datetime) -> ImportPlan:
         """OpenAI chat messages as a validated import plan (masked when PII_REDACTION is on)."""
-        plan = plan_import("openai", messages, limits=self._limits, now=now)
+        return self._plan("openai", messages, now)
+
+    def _plan(self, fmt: str, data: object, now: datetime) -> ImportPlan:
+        plan = plan_import(fmt, data, limits=self._limits, now=now)
         return plan if self._redactor is None else redacted(plan, self._redactor)
 
     async def save_new(self, snapshot: Snapshot) -> SessionView:

@@ -21,7 +21,7 @@ class AuditStore:
     async def write(self, event: AuditEvent) -> None:
         """Store the event (an upsert: re-writing the same id updates it, e.g. an erasure's final outcome)."""
         document = audit_document(event, self._ttl)
-        await self._database.again_if_missing(lambda: self._container.upsert_item(document))
+        await self._database.upsert("audit", document)
 
     async def session_events(self, session_id: str, owner: str | None = None) -> list[AuditEvent]:
         """A session's events, oldest first; only the ones whose subject is `owner` unless None (admin)."""

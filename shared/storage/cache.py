@@ -44,6 +44,3 @@ class SessionCache:
         evicted = self._items.pop((owner, session_id), None)
         if evicted is not None:
             self._turns -= evicted.turns
-
-    def __len__(self) -> int:
-        return len(self._items)

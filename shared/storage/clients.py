@@ -36,18 +36,9 @@ def _timeouts(settings: Settings) -> dict[str, Any]:
     return {"connection_timeout": settings.storage_timeout_seconds, "read_timeout": settings.storage_timeout_seconds}
 
 
-def _shared(session: SharedSession | None, closers: list[Closer]) -> SharedSession:
-    """The process's shared transport session, or one of the store's own (closed with it) when none is given."""
-    if session is None:
-        session = SharedSession()
-        closers.append(session.close)
-    return session
-
-
 async def open_snapshots(
-    settings: Settings, credential: Any, closers: list[Closer], session: SharedSession | None = None
+    settings: Settings, credential: Any, closers: list[Closer], session: SharedSession
 ) -> SnapshotStore:
-    session = _shared(session, closers)
     options: dict[str, Any] = {
         "retry_total": settings.storage_max_retries,
         "transport": session.transport("blob", **_timeouts(settings)),
@@ -73,9 +64,8 @@ async def open_snapshots(
 
 
 async def open_metadata(
-    settings: Settings, credential: Any, closers: list[Closer], session: SharedSession | None = None
+    settings: Settings, credential: Any, closers: list[Closer], session: SharedSession
 ) -> MetadataStore:
-    session = _shared(session, closers)
     client = CosmosClient(
         settings.cosmos_endpoint,
         credential=settings.cosmos_key or credential,

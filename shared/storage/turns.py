@@ -54,11 +54,18 @@ class TurnStore:
     async def rows_of_session(self, owner: str, session_id: str) -> list[TurnRow]:
         return [turn_row(item) for item in await self._session_documents(owner, session_id)]
 
-    async def rows_of_owner(self, owner: str) -> list[TurnRow]:
-        """All of an owner's turns: a cross-partition query over the turns container."""
+    async def rows_of_owner(self, owner: str, since: str | None = None, before: str | None = None) -> list[TurnRow]:
+        """An owner's turns completed from `since` and before `before` (ISO times or days; None: unbounded): a
+        cross-partition query over the turns container, bounded on the indexed `completed_at`."""
         query = "SELECT * FROM c WHERE c.userId = @owner AND c.type = 'turn'"
-        items = await self._database.query("turns", query, {"owner": owner})
-        return [turn_row(item) for item in items]
+        parameters: dict[str, Any] = {"owner": owner}
+        if since is not None:
+            query += " AND c.completed_at >= @since"
+            parameters["since"] = since
+        if before is not None:
+            query += " AND c.completed_at < @before"
+            parameters["before"] = before
+        return [turn_row(item) for item in await self._database.query("turns", query, parameters)]
 
     async def charges_since(self, owner: str, since: str) -> tuple[dict[str, Charge], float]:
         """The owner's turns that ran (not imported or forked copies) completed since `since` (ISO), as budgets
