@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -11,6 +10,7 @@ from urllib.parse import urlparse
 from shared.config.spec import SPEC_BY_NAME
 from shared.domain.backends import BACKENDS
 from shared.domain.pricing import Price
+from shared.domain.shapes import json_value
 
 
 class SettingsError(ValueError):
@@ -91,11 +91,9 @@ class Env:
         return value
 
     def price_table(self, name: str) -> dict[str, Price]:
-        raw = self.text(name) or "{}"
-        try:
-            table = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SettingsError(f"{name} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+        table = self.parsed(name, json_value)
+        if table is None:
+            table = {}
         if not isinstance(table, dict):
             raise SettingsError(f"{name} must be a JSON object of backend or backend:model keys")
         prices: dict[str, Price] = {}

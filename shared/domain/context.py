@@ -27,7 +27,7 @@ from typing import Any
 
 from shared.domain.context_summary import ContextSummary
 from shared.domain.errors import ContextTooLarge
-from shared.domain.tokens import TokenRatio, message_tokens
+from shared.domain.tokens import TokenRatio, messages_tokens
 
 DEFAULT_OUTPUT_RESERVE = 1024  # tokens kept free for the answer when MODEL_MAX_OUTPUT_TOKENS is not set
 SUMMARY_MAX_TOKENS = 800  # the most a summary may take of a request
@@ -87,13 +87,14 @@ class Size:
         return Size(self.tokens / 2, self.messages // 2, self.chars // 2)
 
 
-def _chars(message: Mapping[str, Any]) -> int:
+def message_chars(message: Mapping[str, Any]) -> int:
+    """The characters of a stored message's texts (what `CONTEXT_MAX_CHARS` counts)."""
     return sum(len(str(content.get("text", ""))) for content in message.get("contents", ()))
 
 
 def size_of(messages: Sequence[Mapping[str, Any]], ratio: TokenRatio) -> Size:
-    raw = sum(message_tokens(message) for message in messages)
-    return Size(ratio.fitted(raw), len(messages), sum(_chars(message) for message in messages))
+    chars = sum(message_chars(message) for message in messages)
+    return Size(ratio.fitted(messages_tokens(messages)), len(messages), chars)
 
 
 @dataclass(frozen=True)

@@ -197,7 +197,7 @@ class ModelCallError(ServiceError, RuntimeError):
     def retryable(self) -> bool:
         """Worth trying another backend: down, slow, overloaded, the request too long for this model's window,
         or not called at all (REFUSALS). Another 400 would fail anywhere."""
-        return self.kind in ("connection", "timeout", "rate_limited", "server", "auth", "context_length", *REFUSALS)
+        return self.about_backend or self.kind in ("context_length", *REFUSALS)
 
     @property
     def about_backend(self) -> bool:

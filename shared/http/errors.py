@@ -99,7 +99,7 @@ def _budget_exceeded(exc: BudgetExceeded) -> ApiError:
         f"Your {used.period} budget of {used.limit:g} USD is used up ({used.spent:g} USD spent), so the "
         f"{exc.backend} backend is not available until it resets in {used.resets_in} s."
     )
-    budget = BudgetInfo(period=used.period, limit=used.limit, spent=used.spent, resets_in=used.resets_in)
+    budget = BudgetInfo(**used.to_dict())
     return ApiError(429, "budget_exceeded", message, headers=_retry_after(used.resets_in, 60), budget=budget)
 
 

@@ -27,6 +27,7 @@ from shared.domain.context import (
     Window,
     assemble,
     keep_beside,
+    message_chars,
     output_reserve,
     plan_context,
     turns_of,
@@ -128,18 +129,20 @@ class TurnContext:
         self.created: ContextSummary | None = None
         self.calls: list[dict[str, Any]] = []
 
-    def _fixed(self, ratio: TokenRatio) -> tuple[float, Size]:
-        """The raw tokens of what is always sent, and its size as fitted (caps count pinned messages only)."""
-        settings = self._fitter.settings
+    def _request_raw(self) -> float:
+        """Raw tokens of a request before its history: its overhead, the instructions and the new message."""
+        return REQUEST_OVERHEAD + plain_tokens([self._fitter.settings.system_prompt, self._message])
+
+    def _fixed(self, ratio: TokenRatio) -> Size:
+        """The size, as fitted, of what is always sent (caps count pinned messages only)."""
         pinned = [*(message for _, message in self._pinned), *self._preamble]
-        raw = REQUEST_OVERHEAD + plain_tokens([settings.system_prompt, self._message]) + messages_tokens(pinned)
-        chars = sum(len(str(content.get("text", ""))) for item in pinned for content in item.get("contents", ()))
-        return raw, Size(ratio.fitted(raw), len(pinned), chars)
+        raw = self._request_raw() + messages_tokens(pinned)
+        return Size(ratio.fitted(raw), len(pinned), sum(message_chars(message) for message in pinned))
 
     def check(self, backend: str, options: Mapping[str, Any]) -> None:
         """Raises ContextTooLarge if what is always sent does not fit the backend's window."""
         ratio = self._fitter.ratio(backend, self._snapshot)
-        _, fixed = self._fixed(ratio)
+        fixed = self._fixed(ratio)
         window = self._fitter.window(backend, options)
         plan_context((), fixed, (), window, ratio, summarize=False, backend=backend)
 
@@ -149,7 +152,7 @@ class TurnContext:
         ratio = fitter.ratio(backend, self._snapshot)
         if tighter != 1.0:
             ratio = TokenRatio(ratio.value / tighter, ratio.basis)
-        fixed_raw, fixed = self._fixed(ratio)
+        fixed = self._fixed(ratio)
         window = fitter.window(backend, options)
         summaries = (*self._snapshot.summaries, *([self.created] if self.created else []))
         plan = plan_context(
@@ -164,12 +167,7 @@ class TurnContext:
                 keep_from = keep_beside(summary, self._turns, fixed, window, ratio, plan.keep_from)
                 mode = "summary"
         history = [*assemble(self._pinned, self._turns, keep_from, summary), *self._preamble]
-        raw = (
-            fixed_raw
-            + messages_tokens(history)
-            - messages_tokens([m for _, m in self._pinned])
-            - messages_tokens(self._preamble)
-        )
+        raw = self._request_raw() + messages_tokens(history)
         return Fitted(history, self._note(backend, window, ratio, raw, keep_from, summary, mode, plan))
 
     def _note(
