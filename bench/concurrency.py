@@ -41,7 +41,7 @@ import matplotlib
 from bench import prose
 from bench.env import CpuMeter, FakeModel, describe, load_average, resident_mb
 from bench.stack import MODELS
-from bench.throughput import DevServer, durable, post_turn, processes, server_env, verify
+from bench.throughput import DevServer, durable, post_turn, processes, server_env, status_counts, verify
 from tools.emulators import Azurite, CosmosEmulator
 
 matplotlib.use("Agg")
@@ -196,9 +196,7 @@ def _figures(load: _Load, wall: float, cpu: float | None, memory: dict[str, Any]
     ok = [entry for entry in load.log if entry["status"] == 200]
     busy_from, busy_until = load.busy(wall)
     ended_while_busy = sum(1 for entry in ok if busy_from <= entry["ended"] <= busy_until)
-    statuses: dict[str, int] = {}
-    for entry in load.log:
-        statuses[str(entry["status"])] = statuses.get(str(entry["status"]), 0) + 1
+    statuses = status_counts(load.log)
     return {
         "concurrency": load.concurrency,
         "turns": len(ok),

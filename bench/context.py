@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench import prose
 from bench.env import describe
+from bench.stack import MODELS
+from bench.throughput import server_env
 from shared.app import Services, build_services
 from shared.config import Settings
 from shared.domain.analytics import percentile
@@ -42,7 +43,6 @@ WINDOW = 8192
 CLOUD_WINDOW = 128_000
 MODEL_LATENCY_S = 0.1
 SUMMARY_MARK = "keep the memory of a conversation"
-MODELS = {"local": "llama3.2", "cloud": "gpt-4o-mini"}
 
 
 def run(azurite: Azurite, cosmos: CosmosEmulator, quick: bool) -> dict[str, Any]:
@@ -50,22 +50,8 @@ def run(azurite: Azurite, cosmos: CosmosEmulator, quick: bool) -> dict[str, Any]
 
 
 def _env(azurite: Azurite, cosmos: CosmosEmulator, local: FakeModelServer, cloud: FakeModelServer) -> dict[str, str]:
-    suffix = uuid.uuid4().hex[:8]
-    return {
-        "STORAGE_CONNECTION_STRING": azurite.connection_string,
-        "SNAPSHOT_CONTAINER": f"bench-context-{suffix}",
-        "COSMOS_ENDPOINT": cosmos.endpoint,
-        "COSMOS_KEY": cosmos.key,
-        "COSMOS_DATABASE": f"bench-context-{suffix}",
-        "LOCAL_MODEL_ENDPOINT": local.base_url,
-        "LOCAL_MODEL_NAME": MODELS["local"],
-        "LOCAL_MODEL_CONTEXT_TOKENS": str(WINDOW),
-        "CLOUD_MODEL_ENDPOINT": cloud.base_url,
-        "CLOUD_MODEL_NAME": MODELS["cloud"],
-        "CLOUD_MODEL_API_KEY": "fake-key",
-        "CLOUD_MODEL_CONTEXT_TOKENS": str(CLOUD_WINDOW),
-        "MODEL_TIMEOUT_SECONDS": "60",
-    }
+    windows = {"LOCAL_MODEL_CONTEXT_TOKENS": str(WINDOW), "CLOUD_MODEL_CONTEXT_TOKENS": str(CLOUD_WINDOW)}
+    return {**server_env(azurite, cosmos, local, cloud, "bench-context"), **windows}  # type: ignore[arg-type]
 
 
 async def _run(azurite: Azurite, cosmos: CosmosEmulator, quick: bool) -> dict[str, Any]:
@@ -203,10 +189,11 @@ async def _caps_only_tokens(services: Services, session: str, turn: int) -> int:
     return prompt_tokens(messages, "bpe")
 
 
-def markdown(result: dict[str, Any]) -> list[str]:
-    """The scenario's section of SUMMARY.md."""
+def markdown(result: dict[str, Any], note: str = "") -> list[str]:
+    """The scenario's section of SUMMARY.md; `note` (the run's stamp) goes under its heading."""
     lines = [
         "## Context fitted to a small window (scenario 7)",
+        note,
         "",
         f"One conversation of {result['turns']} exchanges routed to a local model with a {result['window']:,}-token "
         f"window ({result['reserve']:,} kept for the answer), which answers after "

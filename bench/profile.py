@@ -115,7 +115,7 @@ def run(label: str) -> Path:
         local = FakeModel("local", latency=0.2, reply=prose.assistant_message(random.Random(3)))
         cloud = FakeModel("cloud", latency=0.2, reply=local.reply)
         with local, cloud:
-            server = DevServer(server_env(azurite, cosmos, local, cloud, f"prof-{uuid.uuid4().hex[:6]}")).start()
+            server = DevServer(server_env(azurite, cosmos, local, cloud, "prof")).start()
             try:
                 assert server.process is not None
                 raw = Path(f"/tmp/py-spy-{label}-{uuid.uuid4().hex[:6]}.txt")

@@ -643,8 +643,7 @@ def write(out: Path, results: dict[str, Any], stamp: dict[str, Any], facts: dict
             "",
         ]
     if "context" in results:
-        md += [*context_markdown(results["context"])[:1], _stamp_note(results["context"], stamp)]
-        md += context_markdown(results["context"])[1:]
+        md += context_markdown(results["context"], _stamp_note(results["context"], stamp))
     if "concurrency" in results:
         plots.append(concurrency.plot(out, results["concurrency"]))
         md += concurrency.markdown(results["concurrency"], _stamp_note(results["concurrency"], stamp), plots[-1])

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.env import quantile
 from shared.domain.routing import PriorTurn as RulesPriorTurn
 from shared.domain.routing import RouterConfig, decide, learned
 
@@ -56,8 +57,8 @@ def _load(name: str) -> list[dict[str, Any]]:
 ConversationRouter = Callable[[Sequence[str]], list[bool]]
 
 
-def _learned_conversation(texts: Sequence[str], threshold: float | None = None) -> list[bool]:
-    return [routed.cloud for routed in learned.route_conversation(texts, threshold)]
+def _learned_conversation(texts: Sequence[str]) -> list[bool]:
+    return [routed.cloud for routed in learned.route_conversation(texts)]
 
 
 def _rules_conversation(texts: Sequence[str]) -> list[bool]:
@@ -80,16 +81,6 @@ ROUTERS: dict[str, ConversationRouter] = {
     "rules-v1": _rules_conversation,
     f"length>{LENGTH_CUTOFF}": _length_conversation,
 }
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * q
-    low = int(k)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
 
 
 def _long_prompts(texts: Sequence[str]) -> list[str]:
@@ -118,11 +109,11 @@ def _timings(prompts: Sequence[str], fn: Callable[[str], object], repeat: int = 
     best = [min(ts) for ts in per_prompt]
     return {
         "n": len(samples),
-        "p50_us": round(_percentile(samples, 0.5), 1),
-        "p99_us": round(_percentile(samples, 0.99), 1),
+        "p50_us": round(quantile(samples, 0.5), 1),
+        "p99_us": round(quantile(samples, 0.99), 1),
         "max_us": round(max(samples), 1),
-        "best_p50_us": round(_percentile(best, 0.5), 1),
-        "best_p99_us": round(_percentile(best, 0.99), 1),
+        "best_p50_us": round(quantile(best, 0.5), 1),
+        "best_p99_us": round(quantile(best, 0.99), 1),
     }
 
 

@@ -20,6 +20,7 @@ import random
 import subprocess
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -57,6 +58,11 @@ def server_env(
         "CLOUD_MODEL_API_KEY": "fake-key",
         "MODEL_TIMEOUT_SECONDS": "60",
     }
+
+
+def status_counts(log: list[dict[str, Any]]) -> dict[str, int]:
+    """How many answers had each HTTP status (as strings, in order of first appearance)."""
+    return dict(Counter(str(entry["status"]) for entry in log))
 
 
 class DevServer:
@@ -241,9 +247,7 @@ def run(azurite: Azurite, cosmos: CosmosEmulator, quick: bool) -> dict[str, Any]
                 server.stop()
             check = asyncio.run(verify(azurite, cosmos, env, log))
             ok = [entry for entry in log if entry["status"] == 200]
-            statuses: dict[str, int] = {}
-            for entry in log:
-                statuses[str(entry["status"])] = statuses.get(str(entry["status"]), 0) + 1
+            statuses = status_counts(log)
             runs.append(
                 {
                     "wall_s": round(wall, 3),

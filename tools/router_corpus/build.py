@@ -366,9 +366,6 @@ def vicuna(m: Mirrors) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------------------------------------------
 
 MTB101_PER_TASK = {"CR": 8, "FR": 8, "AR": 7, "TS": 6, "CM": 6, "SI": 5, "SC": 3, "SA": 3, "MR": 10, "GR": 9}
-# Per-turn labels decided by hand for the math (MR) and general-reasoning (GR) dialogues: id -> labels.
-# Every other sampled dialogue is everyday advice or small rewrites, local on every turn (reviewed).
-MTB101_LABELS: dict[int, list[str]] = {}
 MTB101_CATEGORY = {
     "CR": "fu_reformat",
     "FR": "fu_reformat",
@@ -395,6 +392,8 @@ def mtb101_sample(m: Mirrors) -> list[dict[str, Any]]:
 
 
 def mtb101(m: Mirrors) -> list[dict[str, Any]]:
+    # Per-turn labels decided by hand for the math (MR) and general-reasoning (GR) dialogues, by id; every other
+    # sampled dialogue is everyday advice or small rewrites, local on every turn (reviewed).
     labels = json.loads((HERE / "handwritten" / "mtb101_labels.json").read_text())
     out = []
     for r in mtb101_sample(m):
