@@ -314,13 +314,7 @@ def fork_with(
 ) -> Snapshot:
     """Turns 1..at_turn of `source` (none when 0), then the turns of `then` (an import of what followed them in a
     client's version of the conversation), as a new session whose lineage points at `source` and `at_turn`."""
-    if at_turn >= 1:
-        base = fork_snapshot(source, at_turn, session_id, now)
-    else:
-        lineage = {"kind": "fork", "source_session_id": source.session_id, "source_turn": 0}
-        base = replace(
-            new_snapshot(session_id, source.owner, now, lineage=lineage), agent_state=dict(source.agent_state)
-        )
+    base = _forked(source, at_turn, session_id, now)
     if then is None:
         return base
     carried = tuple(replace(entry, record=replace(entry.record, turn=at_turn + entry.turn)) for entry in then.entries)
@@ -331,6 +325,11 @@ def fork_snapshot(source: Snapshot, at_turn: int, session_id: str, now: datetime
     """Turns 1..at_turn of `source` as a new session of the same owner, its lineage pointing back."""
     if isinstance(at_turn, bool) or not isinstance(at_turn, int) or not 1 <= at_turn <= source.turns:
         raise InvalidFork("at_turn", f"must be between 1 and {source.turns}, the session's turns")
+    return _forked(source, at_turn, session_id, now)
+
+
+def _forked(source: Snapshot, at_turn: int, session_id: str, now: datetime) -> Snapshot:
+    """Turns 1..at_turn of `source` (none for 0), with their feedback and the summaries covering them."""
     extra = {"forked_from": source.session_id}
     entries = tuple(
         replace(

@@ -176,6 +176,7 @@ class Routed(NamedTuple):
     own: float  # the message's own probability
     kind: str  # follow_up_kind(), "first" for the first turn
     reason: str
+    why: str = ""  # the basis of the reason: the score's explanation, and the follow-up rule that applied
 
 
 def _prior_complexity(turn: PriorTurn) -> float:
@@ -229,7 +230,7 @@ def route(
     cloud = complexity >= cut
     side = "strong" if cloud else "local"
     reason = f"{MODEL_VERSION} {side}: {complexity:.3f} {'>=' if cloud else '<'} {cut:.3f}; {why}"
-    return Routed(cloud=cloud, complexity=round(complexity, 4), own=round(own, 4), kind=kind, reason=reason)
+    return Routed(cloud=cloud, complexity=round(complexity, 4), own=round(own, 4), kind=kind, reason=reason, why=why)
 
 
 def route_conversation(
@@ -256,7 +257,6 @@ def assess(prompt: str, history: Sequence[PriorTurn], threshold: float, decay: f
     routed = route(prompt, history, threshold)
     follow_up = routed.kind == "reference" and routed.complexity > routed.own
     signals = (routed.kind,) if routed.kind not in ("none", "first") else ()
-    basis = routed.reason.split(";", 1)[1].strip() if ";" in routed.reason else routed.reason
     return Assessment(
-        routed.complexity, f"{MODEL_VERSION} complexity {routed.complexity:.3f} ({basis})", "", follow_up, signals
+        routed.complexity, f"{MODEL_VERSION} complexity {routed.complexity:.3f} ({routed.why})", "", follow_up, signals
     )
