@@ -19,7 +19,7 @@ from agent_framework import AgentSession, Message
 from shared.agents.backends import Backend
 from shared.agents.errors import classify
 from shared.agents.formats import ImportLimits, af_messages
-from shared.domain.errors import InvalidImport
+from shared.domain.errors import InvalidImport, ModelCallError
 from shared.domain.sessions import Snapshot
 from shared.domain.shapes import as_object, shown
 from shared.observability.spans import ModelCall
@@ -122,10 +122,23 @@ async def run_agent(
                 pending = backend.agent.run(message, session=session, options=_chat_options(options))
             response = await call.wait(pending)
     except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
-        error = classify(backend.name, exc)
-        call.failed(error.kind)
-        raise error from None
+        raise failed_call(backend.name, call, exc) from None
     yield _reply(backend, session, response, len(history), "".join(parts), call)
+
+
+def failed_call(backend: str, call: ModelCall, exc: BaseException) -> ModelCallError:
+    """The SDK failure of a model call, classified for fallback, and recorded on the call's span and metrics."""
+    error = classify(backend, exc)
+    call.failed(error.kind)
+    return error
+
+
+def succeeded_call(response: Any, call: ModelCall) -> tuple[int, int]:
+    """The input and output tokens the model reported for a call, recorded on its span and metrics."""
+    usage = response.usage_details or {}
+    tokens = int(usage.get("input_token_count") or 0), int(usage.get("output_token_count") or 0)
+    call.succeeded(*tokens)
+    return tokens
 
 
 def _chat_options(options: Mapping[str, Any] | None) -> Any:
@@ -137,10 +150,7 @@ def _chat_options(options: Mapping[str, Any] | None) -> Any:
 def _reply(
     backend: Backend, session: AgentSession, response: Any, sent: int, streamed: str, call: ModelCall
 ) -> AgentReply:
-    usage = response.usage_details or {}
-    input_tokens = int(usage.get("input_token_count") or 0)
-    output_tokens = int(usage.get("output_token_count") or 0)
-    call.succeeded(input_tokens, output_tokens)
+    input_tokens, output_tokens = succeeded_call(response, call)
     if session.service_session_id:
         # History must live in our snapshot; a service-side id would mean it silently did not.
         raise RuntimeError(f"backend {backend.name} stored history on the service; refusing to continue")

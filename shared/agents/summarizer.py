@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from agent_framework import Message
 
 from shared.agents.backends import Backend
-from shared.agents.errors import classify
+from shared.agents.session import failed_call, succeeded_call
 from shared.observability.spans import ModelCall
 
 
@@ -31,11 +31,6 @@ async def write_summary(backend: Backend, instructions: str, text: str, max_toke
             pending = backend.agent.client.get_response(messages, options={"max_tokens": max_tokens})
         response = await call.wait(pending)
     except Exception as exc:  # noqa: BLE001 - every SDK failure is classified
-        error = classify(backend.name, exc)
-        call.failed(error.kind)
-        raise error from None
-    usage = response.usage_details or {}
-    input_tokens = int(usage.get("input_token_count") or 0)
-    output_tokens = int(usage.get("output_token_count") or 0)
-    call.succeeded(input_tokens, output_tokens)
+        raise failed_call(backend.name, call, exc) from None
+    input_tokens, output_tokens = succeeded_call(response, call)
     return SummaryReply((response.text or "").strip(), input_tokens, output_tokens)
