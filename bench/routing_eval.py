@@ -276,29 +276,8 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"| {n} | {r['single_turn_agreement']:.3f} | {r['cloud_share']:.3f} | {r['follow_up_agreement']:.3f} "
             f"| {r['follow_up_cloud_share']:.3f} |"
         )
-    lines += [
-        "",
-        "Per category (single turns; agreement, n):",
-        "",
-        "| category | n | " + " | ".join(names) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in names) + " |",
-    ]
-    cats = sorted(report["routers"][names[0]]["per_category"])
-    for c in cats:
-        n = report["routers"][names[0]]["per_category"][c][1]
-        row = " | ".join(f"{report['routers'][m]['per_category'][c][0]:.2f}" for m in names)
-        lines.append(f"| {c} | {n} | {row} |")
-    lines += [
-        "",
-        "Follow-ups by kind (agreement, n):",
-        "",
-        "| kind | n | " + " | ".join(names) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in names) + " |",
-    ]
-    for c in sorted(report["routers"][names[0]]["follow_up_per_category"]):
-        n = report["routers"][names[0]]["follow_up_per_category"][c][1]
-        row = " | ".join(f"{report['routers'][m]['follow_up_per_category'][c][0]:.2f}" for m in names)
-        lines.append(f"| {c} | {n} | {row} |")
+    lines += _category_table(report, names, "per_category", "Per category (single turns; agreement, n):", "category")
+    lines += _category_table(report, names, "follow_up_per_category", "Follow-ups by kind (agreement, n):", "kind")
     lines += [
         "",
         "Confusion (rows: label; columns: decision):",
@@ -323,6 +302,17 @@ def to_markdown(report: dict[str, Any]) -> str:
     if "timing" in report:
         lines += _timing_markdown(report["timing"])
     return "\n".join(lines)
+
+
+def _category_table(report: dict[str, Any], names: list[str], key: str, title: str, first: str) -> list[str]:
+    """Agreement per category for every router, with the category's size."""
+    lines = ["", title, "", f"| {first} | n | " + " | ".join(names) + " |"]
+    lines.append("| --- | --- | " + " | ".join("---" for _ in names) + " |")
+    for category in sorted(report["routers"][names[0]][key]):
+        n = report["routers"][names[0]][key][category][1]
+        row = " | ".join(f"{report['routers'][name][key][category][0]:.2f}" for name in names)
+        lines.append(f"| {category} | {n} | {row} |")
+    return lines
 
 
 def _timing_markdown(t: dict[str, Any]) -> list[str]:

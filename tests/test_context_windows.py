@@ -67,6 +67,13 @@ async def grown_on_cloud(services: Services, models: dict[str, FakeModelServer],
     return session
 
 
+async def summarized(services: Services, models: dict[str, FakeModelServer]) -> str:
+    """A session grown on the cloud, then one local turn that had to summarize its older turns."""
+    session = await grown_on_cloud(services, models)
+    await services.conversations.chat("alice", "Which option should I pick?", session, route="local")
+    return session
+
+
 def summary_requests(server: FakeModelServer) -> list[dict[str, Any]]:
     return [request for request in server.requests if SUMMARY_PROMPT in _text(request)]
 
@@ -138,8 +145,7 @@ async def test_the_next_turns_reuse_the_stored_summary_in_this_process_and_the_n
     small_local: SmallLocal, models: dict[str, FakeModelServer]
 ) -> None:
     services = await small_local()
-    session = await grown_on_cloud(services, models)
-    await services.conversations.chat("alice", "Which option should I pick?", session, route="local")
+    session = await summarized(services, models)
     made = len(summary_requests(models["local"]))
 
     again = await services.conversations.chat("alice", "And why that one?", session, route="local")
@@ -158,8 +164,7 @@ async def test_the_summary_survives_export_import_and_a_fork_that_covers_it(
     small_local: SmallLocal, models: dict[str, FakeModelServer]
 ) -> None:
     services = await small_local()
-    session = await grown_on_cloud(services, models)
-    await services.conversations.chat("alice", "Which option should I pick?", session, route="local")
+    session = await summarized(services, models)
     original = (await services.snapshots.load("alice", session)).summaries
     through = original[0].through_turn
 
@@ -181,8 +186,7 @@ async def test_a_malformed_summary_in_an_export_is_refused_and_nothing_is_writte
     small_local: SmallLocal, models: dict[str, FakeModelServer]
 ) -> None:
     services = await small_local()
-    session = await grown_on_cloud(services, models)
-    await services.conversations.chat("alice", "Which option should I pick?", session, route="local")
+    session = await summarized(services, models)
     exported = await services.transfer.export_session("alice", session)
     before = await services.conversations.list_sessions("alice", 100)
     for broken, field in (
