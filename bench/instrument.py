@@ -17,8 +17,9 @@ from agent_framework_azure_cosmos import CosmosHistoryProvider
 
 from shared.domain.records import TurnRecord
 from shared.domain.sessions import SessionSummary, Snapshot
+from shared.storage.lease import SessionLock
 from shared.storage.metadata import MetadataStore
-from shared.storage.snapshots import SessionLock, SnapshotStore
+from shared.storage.snapshots import SnapshotStore
 
 
 class Phases(dict[str, Any]):

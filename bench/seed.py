@@ -157,7 +157,7 @@ async def seed_ours(
     """Write `entries` as a natural snapshot + journal, and (if given) their Cosmos turn documents + summary."""
     base, members, _ = natural_layout(store, owner, session_id, created_at, entries)
     await store.create(base)
-    journal = store._container.get_blob_client(store.journal_name(owner, session_id, base.generation))
+    journal = store._container.get_blob_client(store.journal_name(owner, session_id))
     block: list[bytes] = []
     size = 0
     for member in members:

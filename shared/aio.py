@@ -1,9 +1,9 @@
-"""Asyncio helpers: clean-up that survives cancellation, and batching of an async stream."""
+"""Asyncio helpers: clean-up that survives cancellation, two awaitables at once, and batching of an async stream."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -23,6 +23,15 @@ async def finish(work: Coroutine[Any, Any, T]) -> T:
     _RUNNING.add(task)
     task.add_done_callback(_RUNNING.discard)
     return await asyncio.shield(task)
+
+
+async def both(first: Awaitable[T], second: Awaitable[Any]) -> tuple[T, Any]:
+    """Two awaitables at once; both end before this returns (the first failure is raised then)."""
+    outcomes = await asyncio.gather(first, second, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes[0], outcomes[1]  # type: ignore[return-value]
 
 
 async def batched(items: AsyncIterable[T], size: int) -> AsyncGenerator[list[T], None]:

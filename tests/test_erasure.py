@@ -58,7 +58,7 @@ async def test_erasing_me_leaves_nothing_of_the_caller_and_everything_of_others(
         # Leftovers of earlier failures: a journal with no snapshot (and so no tags), and Cosmos records whose
         # blobs are gone.
         half_written = "halfwritten01"
-        await services.snapshots._container.upload_blob(f"{alice_id}/{half_written}/journal-000001.jsonl.gz", b"")
+        await services.snapshots._container.upload_blob(f"{alice_id}/{half_written}/journal.jsonl.gz", b"")
         third = alice.post("/chat", json={"message": "soon orphaned", "route": "local"}).json()["session_id"]
         for name in await blobs_of(services, alice_id):
             if f"/{third}/" in name:

@@ -130,7 +130,7 @@ async def test_a_sweep_stopped_midway_or_crashed_midway_is_finished_by_the_next_
     expired = [await session_at(services, CUTOFF - timedelta(days=day)) for day in (1, 2, 3)]
     # A crash inside an earlier delete, after the journals went and before the snapshot did:
     remnant = await session_at(services, CUTOFF - timedelta(days=4))
-    await services.snapshots._container.get_blob_client(f"alice/{remnant}/journal-000001.jsonl.gz").delete_blob()
+    await services.snapshots._container.get_blob_client(f"alice/{remnant}/journal.jsonl.gz").delete_blob()
     # A crash between the blob delete and the Cosmos delete: records without a snapshot.
     half_deleted = await session_at(services, CUTOFF - timedelta(days=5))
     assert await services.snapshots.delete("alice", half_deleted)

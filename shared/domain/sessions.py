@@ -39,6 +39,11 @@ class Snapshot:
     snapshot_bytes: int = 0
     journal_bytes: int = 0
     etag: str | None = None  # of the snapshot blob as read: a compaction rewrites it only if unchanged
+    # The journal blob as last read or written: its ETag (None: there was none) and the generation its metadata
+    # names (0: none). A journal of an older generation than the snapshot's was left by a compaction.
+    journal_etag: str | None = None
+    journal_generation: int = 0
+    named_journal: bool = False  # schema < 4: the journal's name carries the generation (rewritten at next save)
     # The transcript keys of the first N entries, (N, keys): carried from turn to turn so a turn hashes only its
     # own messages; recomputed whenever the entries are not those N.
     known_keys: tuple[int, TranscriptKeys] | None = field(default=None, compare=False, repr=False)

@@ -35,8 +35,8 @@ from shared.services.events import Replayed, TurnEvent
 from shared.services.import_plan import fork_with
 from shared.services.transfer import SessionTransfer
 from shared.services.turn import TurnRequest
+from shared.storage.lease import SessionLock
 from shared.storage.metadata import MetadataStore
-from shared.storage.snapshots import SessionLock
 
 Event = TurnEvent | Replayed
 

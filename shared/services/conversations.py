@@ -31,8 +31,9 @@ from shared.services.guard import TurnGuard
 from shared.services.removal import remove_session
 from shared.services.spend import SpendLedger
 from shared.services.turn import Turn, TurnRequest, TurnRunner
+from shared.storage.lease import SessionLock
 from shared.storage.metadata import MetadataStore
-from shared.storage.snapshots import SessionLock, SnapshotStore
+from shared.storage.snapshots import SnapshotStore
 
 
 @dataclass

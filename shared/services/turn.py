@@ -34,8 +34,9 @@ from shared.observability.spans import describe_decision, tracer
 from shared.services.context import ContextFitter, TurnContext
 from shared.services.events import Delta, FallbackTaken, RouteChosen, TurnCompleted, TurnEvent, TurnResult
 from shared.services.guard import TurnCalls, TurnGuard
+from shared.storage.lease import SessionLock
 from shared.storage.metadata import MetadataStore
-from shared.storage.snapshots import SessionLock, SnapshotStore
+from shared.storage.snapshots import SnapshotStore
 
 if TYPE_CHECKING:
     from shared.services.conversations import Conversations

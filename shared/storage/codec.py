@@ -34,8 +34,12 @@ logger = logging.getLogger(__name__)
 # 2: feedback on turns (the envelope's `feedback`, journal members of kind `feedback`). A build that reads only
 # version 1 refuses version 2 rather than silently dropping what it does not know and losing it at compaction.
 # 3: summaries of older turns (the envelope's `context_summaries`; a turn member's `context_summary`).
-SCHEMA_VERSION = 3
-SUPPORTED_SCHEMA_VERSIONS = frozenset({1, 2, 3})
+# 4: one journal blob per session (`journal.jsonl.gz`, its generation in the blob's metadata) instead of one per
+# generation (`journal-<generation>.jsonl.gz`), so a reader can fetch it beside the snapshot. A session written
+# before is read as it is and rewritten in the new layout by its next save; a build that reads only up to
+# version 3 refuses the new layout rather than reading a journal that is no longer written.
+SCHEMA_VERSION = 4
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1, 2, 3, 4})
 AGENT_FRAMEWORK_VERSION = metadata.version("agent-framework-core")
 
 
@@ -121,6 +125,7 @@ def decode_snapshot(data: bytes) -> Snapshot:
         generation=int(document["journal_generation"]),
         snapshot_turns=len(entries),
         snapshot_bytes=len(data),
+        named_journal=document["schema_version"] < 4,
     )
 
 

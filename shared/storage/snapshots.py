@@ -2,18 +2,23 @@
 
 Layout, for owner `o` and session `s` (both validated ids, the only parts of any name):
 
-    o/s/snapshot.json.gz         block blob: the versioned envelope with every entry up to some turn,
-                                 the session's lease (one turn at a time) and its index tags
-    o/s/journal-000001.jsonl.gz  append blob: one gzip member per turn after the snapshot
+    o/s/snapshot.json.gz    block blob: the versioned envelope with every entry up to some turn and the
+                            journal generation it goes with, the session's lease (one turn at a time) and
+                            its index tags
+    o/s/journal.jsonl.gz    append blob: one gzip member per turn after the snapshot; its metadata
+                            `generation` says which snapshot generation it continues
 
 A turn appends one small gzip member (its messages in both formats and its turn record) to the
-journal, with the append position as a condition, so saving costs the same at turn 10 and at turn
-500. When the journal has at least `compact_every` turns and has grown to half the snapshot's size, the
-next turn rewrites the snapshot with everything and starts a new journal generation: the bytes written
-per turn stay bounded (amortized) and a load reads at most 1.5x the compacted size.
+journal, on the condition that the journal is as the turn read it (ETag and append position), so saving
+costs the same at turn 10 and at turn 500. When the journal has at least `compact_every` turns and has grown
+to half the snapshot's size, the next turn rewrites the snapshot with everything under the next generation,
+then restarts the journal empty under that generation: the bytes written per turn stay bounded (amortized)
+and a load reads at most 1.5x the compacted size.
+
+Both names are fixed, so a reader fetches the two blobs at once (`shared.storage.journal`: how they fit).
 
 Concurrency: a turn holds a 60 s blob lease on the snapshot (renewed while the model runs), so a second
-turn on the same session is refused before its model is called; the append position condition is a
+turn on the same session is refused before its model is called; the journal's ETag and append position are a
 second line of defence if a lease is ever lost. A new session is written only if absent: its snapshot first
 (from then on it exists), its empty journal beside the turn's metadata writes; a journal not written yet reads
 as empty and the first append writes it.
@@ -25,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
@@ -33,17 +38,17 @@ from azure.core.exceptions import (
     AzureError,
     HttpResponseError,
     ResourceExistsError,
-    ResourceModifiedError,
     ResourceNotFoundError,
 )
 from azure.storage.blob import ContentSettings
-from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
+from azure.storage.blob.aio import BlobClient, ContainerClient
 
-from shared.aio import finish
+from shared.aio import both
 from shared.domain.errors import SessionBusy, SessionConflict, SessionNotFound, SnapshotCorrupt
 from shared.domain.feedback import Feedback
 from shared.domain.ids import validate_id
 from shared.domain.sessions import Snapshot
+from shared.storage import journal, lease
 from shared.storage.cache import SessionCache
 from shared.storage.codec import (
     apply_journal,
@@ -54,19 +59,18 @@ from shared.storage.codec import (
     encode_snapshot,
     index_tags,
 )
+from shared.storage.journal import UNTOLD, JournalRead, SnapshotBehind
+from shared.storage.lease import SessionLock
 
 logger = logging.getLogger(__name__)
 
-LEASE_SECONDS = 60
-LEASE_RENEW_SECONDS = 20
 # Stored as opaque gzip (no Content-Encoding): HTTP clients would otherwise inflate it transparently.
 _GZIP = ContentSettings(content_type="application/gzip")
-_JOURNAL_GZIP = ContentSettings(content_type="application/gzip")
 # Work on a whole conversation (JSON + gzip) above this size runs in a thread, not on the event loop, so one
 # long conversation does not stall every other request of the worker.
 OFF_LOOP_BYTES = 256 * 1024
 T = TypeVar("T")
-_BLOB_CLIENTS = 1024  # blob clients kept (three per active session: snapshot, journal, the next journal)
+_BLOB_CLIENTS = 1024  # blob clients kept (two per active session: snapshot and journal)
 
 
 async def _off_loop(function: Callable[[Any], T], argument: Any) -> T:
@@ -76,41 +80,13 @@ async def _off_loop(function: Callable[[Any], T], argument: Any) -> T:
     return function(argument)
 
 
+async def _delete_if_there(blob: BlobClient) -> None:
+    with contextlib.suppress(ResourceNotFoundError):
+        await blob.delete_blob()
+
+
 class _JournalGone(Exception):
     """The journal a snapshot names was deleted (a compaction replaced its generation while we read)."""
-
-
-@dataclass
-class SessionLock:
-    """A held lease on a session's snapshot blob; renewed in the background while a turn runs.
-
-    `release` may come early (a turn releases once its entry is saved, beside its metadata writes) and may come
-    twice: only the first one sends anything."""
-
-    lease: BlobLeaseClient
-    session_id: str = ""
-    renewer: asyncio.Task[None] | None = None
-    released: bool = False
-
-    async def release(self) -> None:
-        if self.released:
-            return
-        self.released = True
-        if self.renewer is not None:
-            self.renewer.cancel()
-        # Completes even when a client hanging up mid-stream cancels this task: otherwise the session would stay
-        # blocked until the lease lapses.
-        await finish(_release(self.lease, self.session_id))
-
-
-async def _release(lease: BlobLeaseClient, session_id: str) -> None:
-    try:
-        await lease.release()
-    except ResourceNotFoundError:
-        logger.info("session %s was deleted while held", session_id)
-    except AzureError:
-        # Expired, taken over, or storage unreachable: the lease lapses by itself within LEASE_SECONDS.
-        logger.warning("could not release the lease on session %s", session_id)
 
 
 class SnapshotStore:
@@ -127,7 +103,12 @@ class SnapshotStore:
         return f"{validate_id(owner, 'owner')}/{validate_id(session_id)}/snapshot.json.gz"
 
     @staticmethod
-    def journal_name(owner: str, session_id: str, generation: int) -> str:
+    def journal_name(owner: str, session_id: str) -> str:
+        return f"{validate_id(owner, 'owner')}/{validate_id(session_id)}/journal.jsonl.gz"
+
+    @staticmethod
+    def named_journal_name(owner: str, session_id: str, generation: int) -> str:
+        """The journal of one generation in the layout before envelope schema 4 (read, never written)."""
         return f"{validate_id(owner, 'owner')}/{validate_id(session_id)}/journal-{generation:06d}.jsonl.gz"
 
     def _blob(self, name: str) -> BlobClient:
@@ -150,28 +131,56 @@ class SnapshotStore:
 
     async def load(self, owner: str, session_id: str) -> Snapshot:
         """The whole conversation, without the lease. A copy this worker holds is checked and brought up to date
-        in one step (the snapshot read only if it changed, beside the journal read from where the copy ends)."""
+        in one step (the snapshot read only if it changed, beside the journal read from where the copy ends);
+        without one, the snapshot and the journal are read at once."""
         cached = self._cache.get(owner, session_id)
         if cached is not None:
             name = self.snapshot_name(owner, session_id)
-            changed, tail = await asyncio.gather(self._if_changed(name, cached.etag), self._journal_tail(cached))
+            changed, tail = await both(self._if_changed(name, cached.etag), self._tail(cached))
             if changed is None and tail is not None:
-                return self._remember(self._extended(cached, tail))
+                with contextlib.suppress(SnapshotBehind):
+                    told = await journal.told(self._blob(self.journal_name(owner, session_id)), tail)
+                    extended = None if told is None else journal.extended(cached, told)
+                    if extended is not None:
+                        return self._remember(extended)
             if changed is not None:
-                with contextlib.suppress(_JournalGone):  # compacted again meanwhile: read it whole, with retries
+                # compacted meanwhile: its journal, or if that moved on again, everything read again
+                with contextlib.suppress(_JournalGone, SnapshotBehind):
                     return self._remember(await self._with_journal(await self._decoded(owner, session_id, *changed)))
         return self._remember(await self._load(owner, session_id))
 
     async def _load(self, owner: str, session_id: str) -> Snapshot:
-        """Snapshot, then its journal. A compaction racing the read is retried."""
-        name = self.snapshot_name(owner, session_id)
+        """The snapshot and the journal, read at once. A compaction racing the reads is retried."""
         for _attempt in range(3):
             try:
-                snapshot = await self._with_journal(await self._decoded(owner, session_id, *await self._get(name)))
-            except _JournalGone:
-                continue  # a compaction replaced this generation between our two reads: read the new snapshot
-            return snapshot
+                return await self._joined(owner, session_id, *await self._read_both(owner, session_id))
+            except (_JournalGone, SnapshotBehind):
+                continue  # a compaction moved the session on between our reads: read again
         raise SessionConflict("the session was compacted repeatedly while being read")
+
+    async def _read_both(self, owner: str, session_id: str) -> tuple[tuple[bytes, str | None], JournalRead | None]:
+        return await both(
+            self._get(self.snapshot_name(owner, session_id)),
+            journal.read(self._blob(self.journal_name(owner, session_id))),
+        )
+
+    async def _joined(
+        self,
+        owner: str,
+        session_id: str,
+        snapshot_read: tuple[bytes, str | None],
+        read: JournalRead | None,
+        *,
+        current: bool = False,
+    ) -> Snapshot:
+        """The session from a snapshot and a journal read beside it (a snapshot in the named layout reads its
+        own journal now). `current`: the lease's ETag proved the snapshot read is the latest."""
+        snapshot = await self._decoded(owner, session_id, *snapshot_read)
+        if snapshot.named_journal:
+            return await self._with_journal(snapshot)
+        if not current:  # without the lease's word, an empty journal's generation is asked (`journal.told`)
+            read = await journal.told(self._blob(self.journal_name(owner, session_id)), read)
+        return journal.continued(snapshot, read)
 
     async def _get(self, name: str) -> tuple[bytes, str | None]:
         try:
@@ -200,9 +209,14 @@ class SnapshotStore:
         return snapshot
 
     async def _with_journal(self, snapshot: Snapshot) -> Snapshot:
-        journal = self._blob(self.journal_name(snapshot.owner, snapshot.session_id, snapshot.generation))
+        """`snapshot` with its journal, read after it."""
+        if not snapshot.named_journal:
+            owner, session_id = snapshot.owner, snapshot.session_id
+            blob = self._blob(self.journal_name(owner, session_id))
+            return journal.continued(snapshot, await journal.told(blob, await journal.read(blob)))
+        named = self._blob(self.named_journal_name(snapshot.owner, snapshot.session_id, snapshot.generation))
         try:
-            data = await (await journal.download_blob()).readall()
+            data = await (await named.download_blob()).readall()
         except ResourceNotFoundError:
             if await self._unchanged(snapshot):
                 return replace(snapshot, journal_bytes=0)  # a new session whose journal is not written yet
@@ -216,24 +230,8 @@ class SnapshotStore:
             raise SessionNotFound(snapshot.session_id) from None
         return snapshot.etag is not None and properties.etag == snapshot.etag
 
-    async def _journal_tail(self, cached: Snapshot) -> bytes | None:
-        """What the journal holds past the cached copy's end (b"" when nothing), or None when it is gone."""
-        journal = self._blob(self.journal_name(cached.owner, cached.session_id, cached.generation))
-        try:
-            download = await journal.download_blob(offset=cached.journal_bytes)
-            return bytes(await download.readall())
-        except ResourceNotFoundError:
-            return None
-        except HttpResponseError as exc:
-            if exc.status_code == 416:  # the range starts at the end (Azure; Azurite answers empty): nothing new
-                return b""
-            raise
-
-    @staticmethod
-    def _extended(cached: Snapshot, tail: bytes) -> Snapshot:
-        if not tail:
-            return cached
-        return apply_journal(cached, decode_journal(tail), cached.journal_bytes + len(tail))
+    async def _tail(self, cached: Snapshot) -> JournalRead | None:
+        return await journal.tail(self._blob(self.journal_name(cached.owner, cached.session_id)), cached)
 
     def forget(self, owner: str, session_id: str) -> None:
         """Drop this worker's copy of the session (the next load reads it whole, as another worker would)."""
@@ -249,11 +247,10 @@ class SnapshotStore:
 
         The reads go out with the lease request: the journal's new part when this worker has a copy (the
         lease's answer carries the snapshot's ETag, which says whether the copy is still good), else the
-        snapshot itself. So a warm session takes one step before its model call, a cold one two."""
-        name = self.snapshot_name(owner, session_id)
+        snapshot and the journal. So a session takes one step before its model call, warm or cold."""
         cached = self._cache.get(owner, session_id)
         reading: asyncio.Future[Any] = asyncio.ensure_future(
-            self._journal_tail(cached) if cached is not None else self._get(name)
+            self._tail(cached) if cached is not None else self._read_both(owner, session_id)
         )
         try:
             lock = await self._acquire(owner, session_id)
@@ -271,18 +268,20 @@ class SnapshotStore:
     async def _leased(
         self, owner: str, session_id: str, lock: SessionLock, cached: Snapshot | None, reading: asyncio.Future[Any]
     ) -> Snapshot:
-        """The session as the lease found it: the copy brought up to date, or the snapshot read beside the lease
-        if the lease's ETag says it is current, else read again."""
+        """The session as the lease found it: the copy brought up to date, or what was read beside the lease if
+        the lease's ETag says the snapshot read is current, else read again."""
         etag = lock.lease.etag
         try:
             first = await reading
         except SessionNotFound:
             first = None
         if cached is not None and first is not None and etag is not None and etag == cached.etag:
-            return self._remember(self._extended(cached, first))
-        if cached is None and first is not None and etag is not None and first[1] == etag:
-            with contextlib.suppress(_JournalGone):
-                return self._remember(await self._with_journal(await self._decoded(owner, session_id, *first)))
+            extended = journal.extended(cached, first)
+            if extended is not None:
+                return self._remember(extended)
+        if cached is None and first is not None and etag is not None and first[0][1] == etag:
+            with contextlib.suppress(_JournalGone, SnapshotBehind):
+                return self._remember(await self._joined(owner, session_id, *first, current=True))
         self._cache.drop(owner, session_id)
         return self._remember(await self._load(owner, session_id))
 
@@ -314,10 +313,13 @@ class SnapshotStore:
         )
 
     async def create_journal(self, snapshot: Snapshot) -> None:
-        """The snapshot's (empty) journal, only if absent: never resets one that has members."""
-        journal = self._blob(self.journal_name(snapshot.owner, snapshot.session_id, snapshot.generation))
-        with contextlib.suppress(ResourceExistsError, ResourceModifiedError):
-            await journal.create_append_blob(content_settings=_JOURNAL_GZIP, if_none_match="*")
+        """The new session's (empty) journal, only if absent: never resets one that has members. This worker's
+        copy learns its ETag, which the next append is conditioned on."""
+        blob = self._blob(self.journal_name(snapshot.owner, snapshot.session_id))
+        created = await journal.create(blob, snapshot.generation)
+        cached = self._cache.get(snapshot.owner, snapshot.session_id)
+        if created is not None and cached is not None and cached.etag == snapshot.etag and cached.journal_etag is None:
+            self._cache.put(replace(cached, journal_etag=created, journal_generation=snapshot.generation))
 
     @contextlib.asynccontextmanager
     async def locked(self, owner: str, session_id: str) -> AsyncIterator[SessionLock]:
@@ -329,38 +331,15 @@ class SnapshotStore:
             await lock.release()
 
     async def _acquire(self, owner: str, session_id: str) -> SessionLock:
-        lease = BlobLeaseClient(self._blob(self.snapshot_name(owner, session_id)))
         try:
-            await lease.acquire(lease_duration=LEASE_SECONDS)
-        except ResourceNotFoundError:
+            return await lease.acquire(self._blob(self.snapshot_name(owner, session_id)), session_id)
+        except SessionNotFound:
             self._cache.drop(owner, session_id)
-            raise SessionNotFound(session_id) from None
-        except HttpResponseError as exc:
-            if exc.status_code == 409:
-                raise SessionBusy(session_id) from None
             raise
-        lock = SessionLock(lease, session_id)
-        lock.renewer = asyncio.create_task(self._renew(lease, session_id))
-        return lock
-
-    @staticmethod
-    async def _renew(lease: BlobLeaseClient, session_id: str) -> None:
-        """Keep the lease while the turn runs. A transient failure is retried at the next interval (the lease
-        is still valid for LEASE_SECONDS after the last success); a lost lease stops renewing, and the append
-        position and the snapshot's etag still refuse a save that lost it."""
-        while True:
-            await asyncio.sleep(LEASE_RENEW_SECONDS)
-            try:
-                await lease.renew()
-            except HttpResponseError as exc:
-                if exc.status_code in (409, 412):
-                    logger.warning("lost the lease on session %s", session_id)
-                    return
-                logger.warning("could not renew the lease on session %s (HTTP %s)", session_id, exc.status_code)
-            except AzureError:
-                logger.warning("could not renew the lease on session %s (storage unreachable)", session_id)
 
     def _should_compact(self, snapshot: Snapshot, member_bytes: int) -> bool:
+        if snapshot.named_journal:
+            return True  # a session of the layout before schema 4: its next save rewrites it in this one
         if snapshot.journal_turns + 1 < self._compact_every:
             return False
         return (snapshot.journal_bytes + member_bytes) * 2 >= snapshot.snapshot_bytes
@@ -394,52 +373,58 @@ class SnapshotStore:
     async def append_feedback(self, lock: SessionLock, before: Snapshot, turn: int, feedback: Feedback) -> Snapshot:
         """Save feedback on one turn (replacing any earlier), under the session's lease: one journal member."""
         after = before.with_feedback(turn, feedback)
-        return self._remember(await self._append_member(before, after, encode_feedback_member(turn, feedback)))
+        try:
+            if before.named_journal:
+                return self._remember(await self._compact(lock, after))
+            return self._remember(await self._append_member(before, after, encode_feedback_member(turn, feedback)))
+        except BaseException:
+            self._cache.drop(after.owner, after.session_id)
+            raise
 
     async def _append_member(self, before: Snapshot, after: Snapshot, member: bytes) -> Snapshot:
-        """Append one member to the journal, at the position `before` was read at (a second line of defence
-        behind the lease: a writer whose read went stale is refused)."""
-        journal = self._blob(self.journal_name(after.owner, after.session_id, before.generation))
+        """Append one member to the journal as `before` read it: the same ETag and append position (a second line
+        of defence behind the lease: a writer whose read went stale is refused). A journal not written yet, or
+        left behind by a compaction, is started for this generation first."""
+        blob = self._blob(self.journal_name(after.owner, after.session_id))
+        if before.journal_generation == UNTOLD:
+            before = await journal.asked(blob, before)
+        etag, position = before.journal_etag, before.journal_bytes
+        if before.journal_generation != before.generation:
+            etag = await journal.start(blob, before.generation, before.journal_etag, before.session_id)
+            position = 0
         try:
-            try:
-                await journal.append_block(member, appendpos_condition=before.journal_bytes)
-            except ResourceNotFoundError:
-                if before.journal_bytes:
-                    raise SessionConflict(f"session {after.session_id} was compacted while the turn ran") from None
-                await self.create_journal(before)  # a new session whose journal was not written yet
-                await journal.append_block(member, appendpos_condition=0)
+            appended = await blob.append_block(
+                member, appendpos_condition=position, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceNotFoundError:
+            raise SessionConflict(f"the journal of session {after.session_id} was removed while the turn ran") from None
         except HttpResponseError as exc:
             if exc.status_code in (409, 412):
                 raise SessionConflict(f"session {after.session_id} changed while the turn ran") from None
             raise
-        return replace(after, journal_bytes=before.journal_bytes + len(member))
+        return replace(
+            after,
+            journal_bytes=position + len(member),
+            journal_etag=str(appended["etag"]),
+            journal_generation=before.generation,
+        )
 
     async def _compact(self, lock: SessionLock, snapshot: Snapshot) -> Snapshot:
-        """Rewrite the snapshot with everything and start the next journal generation.
+        """Rewrite the snapshot with everything under the next generation, then restart the journal for it.
 
-        Never destroys what another writer saved: the next journal is created only if absent (or, if a
-        crashed compaction left it behind, reset only while the snapshot is still the one this turn read),
-        and the snapshot is replaced only under our lease and only if unchanged since it was read.
+        Never destroys what another writer saved: the snapshot is replaced only under our lease and only if
+        unchanged since it was read, and the journal is restarted only if it is still the one this turn read.
+        Until it is (or if that fails), the journal left behind is of an older generation, which readers pass
+        over (its turns are in the snapshot) and the next append restarts.
         """
         owner, session_id = snapshot.owner, snapshot.session_id
-        old, new = snapshot.generation, snapshot.generation + 1
-        snapshot_blob = self._blob(self.snapshot_name(owner, session_id))
-        journal = self._blob(self.journal_name(owner, session_id, new))
-        try:
-            await journal.create_append_blob(content_settings=_JOURNAL_GZIP, if_none_match="*")
-        except (ResourceExistsError, ResourceModifiedError):
-            properties = await snapshot_blob.get_blob_properties()
-            if snapshot.etag is None or properties.etag != snapshot.etag:
-                raise SessionConflict(f"session {session_id} was compacted by another writer") from None
-            # Left by a compaction that crashed before its snapshot write: nothing refers to it yet.
-            await journal.create_append_blob(content_settings=_JOURNAL_GZIP)
-        compacted = replace(snapshot, generation=new)
+        compacted = replace(snapshot, generation=snapshot.generation + 1, named_journal=False)
         data = await _off_loop(encode_snapshot, compacted)
         conditions: dict[str, Any] = {}
         if snapshot.etag is not None:
             conditions = {"etag": snapshot.etag, "match_condition": MatchConditions.IfNotModified}
         try:
-            written = await snapshot_blob.upload_blob(
+            written = await self._blob(self.snapshot_name(owner, session_id)).upload_blob(
                 data, overwrite=True, lease=lock.lease, tags=index_tags(compacted), content_settings=_GZIP,
                 **conditions,
             )  # fmt: skip
@@ -447,12 +432,28 @@ class SnapshotStore:
             if exc.status_code in (409, 412):
                 raise SessionConflict(f"session {session_id} changed while the turn ran") from None
             raise
-        with contextlib.suppress(ResourceNotFoundError):
-            await self._blob(self.journal_name(owner, session_id, old)).delete_blob()
         logger.info("compacted session %s: %d turns, %d bytes", session_id, compacted.turns, len(data))
-        return replace(
+        compacted = replace(
             compacted, snapshot_turns=compacted.turns, snapshot_bytes=len(data), journal_bytes=0, etag=written["etag"]
         )
+        restart = self._restart_journal(snapshot, compacted)
+        if not snapshot.named_journal:
+            return await restart
+        old = self._blob(self.named_journal_name(owner, session_id, snapshot.generation))
+        restarted, _ = await both(restart, _delete_if_there(old))
+        return restarted
+
+    async def _restart_journal(self, before: Snapshot, compacted: Snapshot) -> Snapshot:
+        """The compacted session with its journal restarted; as it is if that fails (the next append does it)."""
+        seen = None if before.named_journal else before.journal_etag
+        try:
+            blob = self._blob(self.journal_name(compacted.owner, compacted.session_id))
+            etag = await journal.start(blob, compacted.generation, seen, compacted.session_id)
+        except (SessionConflict, AzureError):
+            logger.warning("session %s compacted, its journal not restarted yet", compacted.session_id)
+            left = 0 if seen is None else before.journal_generation
+            return replace(compacted, journal_etag=seen, journal_generation=left)
+        return replace(compacted, journal_etag=etag, journal_generation=compacted.generation)
 
     async def delete(self, owner: str, session_id: str, lock: SessionLock | None = None) -> bool:
         """Remove every blob of the session; True if anything was there. SessionBusy while a turn runs.

@@ -85,7 +85,7 @@ def _blob_operation(method: str, url: str, headers: Any) -> str:
     if comp:
         return comp.lower()
     name = urlparse(url).path.rsplit("/", 1)[-1]
-    what = "journal" if name.startswith("journal-") else "snapshot" if name.startswith("snapshot") else name
+    what = "journal" if name.startswith("journal") else "snapshot" if name.startswith("snapshot") else name
     return f"{method.lower()}:{what}"
 
 
