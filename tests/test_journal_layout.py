@@ -4,17 +4,21 @@ written in the layout before (one journal name per generation)."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from shared.domain.clock import utc_iso
 from shared.domain.errors import SessionConflict
+from shared.storage import journal as journal_module
 from shared.storage.codec import decode_journal
+from shared.storage.journal import UNTOLD, JournalRead
 from shared.storage.snapshots import SnapshotStore
 from shared.storage.transport import SharedSession, counting
 from tests.test_snapshots import T0, grow, make_entry
@@ -190,3 +194,128 @@ async def test_a_session_in_the_layout_before_schema_4_is_read_and_its_next_save
     again = await SnapshotStore(container).load("alice", "old")
     assert not again.named_journal and turns_of(again) == [1, 2, 3, 4, 5, 6]
     assert (2 in again.feedback) is feedback_first
+
+
+# Writers whose view went stale: a lease that lapsed while the model ran, or a journal read served before the
+# previous turn's append. Either may make its model call; none may land a turn where it hides or replaces another.
+
+
+def user_texts(snapshot: object) -> list[str]:
+    return [m["content"] for m in snapshot.openai_messages() if m["role"] == "user"]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def azure_416(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Azure answers: a ranged read from 0 of an empty blob is refused (416: no ETag, no metadata), where
+    Azurite answers an empty 200. The journal then reads as UNTOLD, and its generation is asked for when needed."""
+    real = journal_module.read
+
+    async def read(blob: object, offset: int = 0) -> JournalRead | None:
+        found = await real(blob, offset)  # type: ignore[arg-type]
+        if found is not None and offset == 0 and not found.data:
+            return JournalRead(b"", None, UNTOLD)
+        return found
+
+    monkeypatch.setattr(journal_module, "read", read)
+
+
+async def test_with_azures_answer_to_an_empty_journal_turns_and_loads_go_on(
+    container: ContainerClient, azure_416: None
+) -> None:
+    await grow(SnapshotStore(container, compact_every=2), "alice", "s", 1)  # a new session: its journal empty
+    loaded = await SnapshotStore(container).load("alice", "s")  # without the lease: the generation is asked
+    assert loaded.journal_generation == loaded.generation and loaded.journal_etag is not None
+    for turn in range(2, 7):  # cold workers each time, through compactions (every 2): empty journals again
+        await add_turn(SnapshotStore(container, compact_every=2), "alice", "s", turn)
+    assert turns_of(await SnapshotStore(container).load("alice", "s")) == list(range(1, 7))
+
+
+async def test_a_lapsed_writer_that_read_an_empty_journal_cannot_replace_the_next_generations(
+    container: ContainerClient, azure_416: None
+) -> None:
+    await grow(SnapshotStore(container, compact_every=1), "alice", "s", 2)  # compacted: its journal empty
+    writer = SnapshotStore(container, compact_every=100)
+    async with writer.opened("alice", "s") as (lock, before):
+        assert before.journal_generation == UNTOLD
+        await lock.release()  # the lease lapses while the model runs
+        await add_turn(SnapshotStore(container, compact_every=1), "alice", "s", 3)  # compacts: generation + 1
+        await add_turn(SnapshotStore(container, compact_every=100), "alice", "s", 4)  # appended to it
+        with pytest.raises(SessionConflict):
+            await writer.append(lock, before, before.with_entry(make_entry(3, text="stale"), utc_iso(T0), {}))
+    assert turns_of(await SnapshotStore(container).load("alice", "s")) == [1, 2, 3, 4]
+
+
+async def test_a_journal_read_served_before_the_previous_turns_append_cannot_fold_that_turn_away(
+    container: ContainerClient,
+) -> None:
+    """The journal goes out beside the lease request: if it is served before the previous turn's append and the
+    lease after that turn's release, this turn's view lacks that turn. A compaction from that view is refused
+    (the journal is fenced first), so the previous turn is not lost."""
+    await grow(SnapshotStore(container, compact_every=100), "alice", "s", 3)
+    late = SnapshotStore(container, compact_every=1)  # its turn compacts
+    early = await late._read_both("alice", "s")
+    await add_turn(SnapshotStore(container, compact_every=100), "alice", "s", 4, "the previous turn")
+    real = late._read_both
+
+    async def served_early(owner: str, session_id: str) -> Any:
+        late._read_both = real  # type: ignore[method-assign]
+        return early
+
+    late._read_both = served_early  # type: ignore[method-assign]
+    with pytest.raises(SessionConflict):
+        await add_turn(late, "alice", "s", 4, "the late turn")
+    loaded = await SnapshotStore(container).load("alice", "s")
+    assert turns_of(loaded) == [1, 2, 3, 4] and user_texts(loaded)[3].startswith("the previous turn")
+
+
+@pytest.mark.parametrize("crash", [False, True])
+async def test_a_lapsed_writer_cannot_append_to_a_journal_a_compaction_is_folding_in(
+    container: ContainerClient, crash: bool
+) -> None:
+    """Between a compaction's snapshot write and its journal restart, the old journal still takes appends from
+    anyone holding its ETag; the fence before the snapshot write moved it on."""
+    await grow(SnapshotStore(container, compact_every=100), "alice", "s", 3)
+    lapsed = SnapshotStore(container, compact_every=100)
+    acknowledged: list[str] = []
+    async with lapsed.opened("alice", "s") as (lock, before):
+        await lock.release()
+        compactor = SnapshotStore(container, compact_every=1)
+        restart = compactor._restart_journal
+
+        async def meanwhile(prior: Any, compacted: Any) -> Any:
+            with contextlib.suppress(SessionConflict):
+                await lapsed.append(lock, before, before.with_entry(make_entry(4, text="lapsed"), utc_iso(T0), {}))
+                acknowledged.append("lapsed")
+            if crash:
+                raise RuntimeError("the compacting worker stops here")
+            return await restart(prior, compacted)
+
+        compactor._restart_journal = meanwhile  # type: ignore[method-assign]
+        with contextlib.suppress(RuntimeError):
+            await add_turn(compactor, "alice", "s", 4, "compacting")
+            acknowledged.append("compacting")
+    loaded = await SnapshotStore(container).load("alice", "s")
+    assert "lapsed" not in acknowledged
+    assert turns_of(loaded) == [1, 2, 3, 4] and user_texts(loaded)[3].startswith("compacting")
+
+
+async def test_an_old_journal_that_cannot_be_deleted_after_its_session_is_rewritten_does_not_fail_the_turn(
+    container: ContainerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azure.core.exceptions import ServiceRequestError
+    from azure.storage.blob.aio import BlobClient
+
+    store = SnapshotStore(container, compact_every=100)
+    await grow(store, "alice", "old", 3)
+    await to_schema_3(container, "alice", "old", 1)
+    real_delete = BlobClient.delete_blob
+
+    async def unreachable(self: BlobClient, *args: Any, **kwargs: Any) -> None:
+        if self.blob_name.endswith("journal-000001.jsonl.gz"):
+            raise ServiceRequestError("storage unreachable")
+        await real_delete(self, *args, **kwargs)
+
+    monkeypatch.setattr(BlobClient, "delete_blob", unreachable)
+    await add_turn(SnapshotStore(container, compact_every=100), "alice", "old", 4)  # saved: no error
+    again = await SnapshotStore(container).load("alice", "old")
+    assert not again.named_journal and turns_of(again) == [1, 2, 3, 4]

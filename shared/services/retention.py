@@ -208,8 +208,9 @@ class Retention:
             try:
                 snapshot = await self.snapshots.load(owner, session_id)
             except SessionConflict:
-                # Under our lease no compaction can run, so a missing journal means an earlier delete stopped
-                # half way (journals go first): finish it.
+                # Under our lease no compaction runs, so a session that cannot be pieced together is the rest
+                # of something that stopped half way: finish it. (A delete goes journal first; a remnant whose
+                # journal is gone loads as its snapshot alone, and expires by that snapshot's time.)
                 snapshot = None
             if snapshot is not None and not is_expired(snapshot.updated_at, cutoff):
                 report.skipped += 1
@@ -226,7 +227,7 @@ class Retention:
         """What `_expire` would do, without a lease (a dry run never blocks a turn) or any write."""
         try:
             snapshot = await self.snapshots.load(owner, session_id)
-        except SessionConflict:  # a half-deleted remnant (journal gone): it would be finished off
+        except SessionConflict:  # a remnant that cannot be pieced together: it would be finished off
             snapshot = None
         if snapshot is None or is_expired(snapshot.updated_at, cutoff):
             report.expired += 1

@@ -15,18 +15,21 @@ refused, and a journal read is on every turn's path.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobClient
 
 from shared.domain.errors import SessionConflict
 from shared.domain.sessions import Snapshot
 from shared.storage.codec import apply_journal, decode_journal
+
+logger = logging.getLogger(__name__)
 
 # Stored as opaque gzip (no Content-Encoding): HTTP clients would otherwise inflate it transparently.
 CONTENT = ContentSettings(content_type="application/gzip")
@@ -121,9 +124,32 @@ async def asked(blob: BlobClient, before: Snapshot) -> Snapshot:
     if there is None:
         return replace(before, journal_etag=None, journal_generation=0)
     etag, generation, size = there
-    if generation == before.generation and size:
+    if generation > before.generation or (generation == before.generation and size):
         raise SessionConflict(f"session {before.session_id} changed while the turn ran")
     return replace(before, journal_etag=etag, journal_generation=generation)
+
+
+async def fence(blob: BlobClient, before: Snapshot) -> Snapshot:
+    """`before` with its journal's ETag moved on by a conditional write that changes nothing else (SessionConflict
+    if the journal is no longer as `before` read it). A compaction fences before it writes the snapshot: a turn
+    appended since `before` was read is then refused instead of folded away, and a writer still holding the old
+    ETag (one whose lease lapsed) cannot append to a journal whose turns the snapshot is about to take in."""
+    if before.journal_generation == UNTOLD:
+        before = await asked(blob, before)
+    if before.journal_etag is None:  # none as read: from here, an empty one of this generation
+        created = await create(blob, before.generation)
+        if created is None:
+            raise SessionConflict(f"session {before.session_id} changed while the turn ran")
+        return replace(before, journal_etag=created, journal_generation=before.generation)
+    try:
+        fenced = await blob.set_blob_metadata(
+            metadata(before.journal_generation), etag=before.journal_etag, match_condition=MatchConditions.IfNotModified
+        )
+    except HttpResponseError as exc:
+        if exc.status_code in (404, 409, 412):
+            raise SessionConflict(f"session {before.session_id} changed while the turn ran") from None
+        raise
+    return replace(before, journal_etag=str(fenced["etag"]))
 
 
 async def create(blob: BlobClient, generation: int) -> str | None:
@@ -141,34 +167,33 @@ async def create(blob: BlobClient, generation: int) -> str | None:
 
 async def start(blob: BlobClient, generation: int, seen: str | None, session_id: str) -> str:
     """An empty journal of `generation` in place of what was seen there (`seen`: its ETag, None for nothing), only
-    if that is still what is there; its ETag.
-
-    If something else is there now: this generation's journal, still empty, is taken as it is (a new session's,
-    created beside its first turn's metadata); one of an older generation is replaced (what a compaction left:
-    its turns are in the snapshot); anything else is another writer's, and SessionConflict."""
-    for _attempt in range(3):
-        condition: dict[str, Any] = (
-            {"if_none_match": "*"} if seen is None else {"etag": seen, "match_condition": MatchConditions.IfNotModified}
-        )
-        try:
-            created = await blob.create_append_blob(
-                content_settings=CONTENT, metadata=metadata(generation), **condition
-            )
-            return str(created["etag"])
-        except HttpResponseError as exc:
-            if exc.status_code not in (409, 412):
-                raise
-        there = await properties(blob)
-        if there is None:
-            seen = None
-            continue
-        etag, found, size = there
-        if found == generation and not size:
-            return etag
-        if found >= generation:
-            break
-        seen = etag
+    if that is still what is there; its ETag. If something else is there now, only this generation's journal,
+    still empty, is taken as it is (a new session's, created beside its first turn's metadata); anything else
+    was written by another writer since, and the turn is refused (SessionConflict)."""
+    condition: dict[str, Any] = (
+        {"if_none_match": "*"} if seen is None else {"etag": seen, "match_condition": MatchConditions.IfNotModified}
+    )
+    try:
+        created = await blob.create_append_blob(content_settings=CONTENT, metadata=metadata(generation), **condition)
+        return str(created["etag"])
+    except HttpResponseError as exc:
+        if exc.status_code not in (409, 412):
+            raise
+    there = await properties(blob)
+    if there is not None and there[1:] == (generation, 0):
+        return there[0]
     raise SessionConflict(f"session {session_id} changed while the turn ran")
+
+
+async def drop_named(blob: BlobClient) -> None:
+    """A journal of the layout before schema 4, once the snapshot that replaced it holds its turns: nothing reads it
+    again, so failing to delete it leaves a stray blob (removed with its session), not a failed turn."""
+    try:
+        await blob.delete_blob()
+    except ResourceNotFoundError:
+        return
+    except AzureError:
+        logger.warning("could not delete %s, which nothing reads any more", blob.blob_name)
 
 
 def continued(snapshot: Snapshot, read: JournalRead | None) -> Snapshot:

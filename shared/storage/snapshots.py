@@ -80,11 +80,6 @@ async def _off_loop(function: Callable[[Any], T], argument: Any) -> T:
     return function(argument)
 
 
-async def _delete_if_there(blob: BlobClient) -> None:
-    with contextlib.suppress(ResourceNotFoundError):
-        await blob.delete_blob()
-
-
 class _JournalGone(Exception):
     """The journal a snapshot names was deleted (a compaction replaced its generation while we read)."""
 
@@ -412,12 +407,15 @@ class SnapshotStore:
     async def _compact(self, lock: SessionLock, snapshot: Snapshot) -> Snapshot:
         """Rewrite the snapshot with everything under the next generation, then restart the journal for it.
 
-        Never destroys what another writer saved: the snapshot is replaced only under our lease and only if
-        unchanged since it was read, and the journal is restarted only if it is still the one this turn read.
-        Until it is (or if that fails), the journal left behind is of an older generation, which readers pass
-        over (its turns are in the snapshot) and the next append restarts.
+        Never destroys what another writer saved: the journal is first fenced (`journal.fence`: refused if it is
+        not as this turn read it), the snapshot is replaced only under our lease and only if unchanged since it
+        was read, and the journal is restarted only if it is still the fenced one. Until it is (or if that
+        fails), the journal left behind is of an older generation, which readers pass over (its turns are in the
+        snapshot) and the next append restarts.
         """
         owner, session_id = snapshot.owner, snapshot.session_id
+        if not snapshot.named_journal:
+            snapshot = await journal.fence(self._blob(self.journal_name(owner, session_id)), snapshot)
         compacted = replace(snapshot, generation=snapshot.generation + 1, named_journal=False)
         data = await _off_loop(encode_snapshot, compacted)
         conditions: dict[str, Any] = {}
@@ -440,7 +438,7 @@ class SnapshotStore:
         if not snapshot.named_journal:
             return await restart
         old = self._blob(self.named_journal_name(owner, session_id, snapshot.generation))
-        restarted, _ = await both(restart, _delete_if_there(old))
+        restarted, _ = await both(restart, journal.drop_named(old))
         return restarted
 
     async def _restart_journal(self, before: Snapshot, compacted: Snapshot) -> Snapshot:
