@@ -7,7 +7,9 @@ one discarded run of each kind comes first). Three kinds, interleaved:
   app's own handlers on Starlette) with an in-process ASGI client (`httpx.ASGITransport`). The first request
   builds the services (Blob, Cosmos and model clients) against the emulators and runs a real turn on a fake
   model that answers at once. `COSMOS_CREATE_RESOURCES=false` as in Azure (the database exists already);
-  the Blob container check still runs, as it does with a connection string.
+  the Blob container check still runs, as it does with a connection string. Importing the harness itself
+  (`httpx` for the client, `tools.devserver` for the server: neither imports anything of the app at import
+  time, and the app does not import `httpx`) is left out of the time; building the app's routes is in it.
 - deps: only the mandatory imports (`azure.functions`, `azurefunctions.extensions.http.fastapi`,
   `azure.storage.blob.aio`, `azure.cosmos.aio`, `agent_framework`, `agent_framework.openai`, `openai`).
 - bare: `python -c pass`, the interpreter's own start.
@@ -41,8 +43,9 @@ _t0 = time.perf_counter()
 import function_app  # noqa: F401
 _t1 = time.perf_counter()
 import asyncio, json
-import httpx
+import httpx  # the harness (its client and its server) is not timed: neither module imports the app
 from tools.devserver import create_app
+_t1h = time.perf_counter()
 
 async def main():
     app = create_app()
@@ -50,7 +53,8 @@ async def main():
         response = await client.post("/api/chat", json={"message": "What is a good first step to plan a garden?"})
     _t2 = time.perf_counter()
     print(json.dumps({"status": response.status_code, "import_ms": (_t1 - _t0) * 1000,
-                      "first_request_ms": (_t2 - _t1) * 1000, "inside_ms": (_t2 - _t0) * 1000}), flush=True)
+                      "first_request_ms": (_t2 - _t1h) * 1000, "inside_ms": (_t1 - _t0 + _t2 - _t1h) * 1000}),
+          flush=True)
     from shared.app import close_services
     await close_services()
 
