@@ -1,6 +1,6 @@
 """Scenario 2: time to load a 10-, 100- and 500-turn conversation ready to continue, ours and theirs.
 
-Ours: `SnapshotStore.load` (snapshot blob + journal blob, decoded) by a worker that has no copy of the session
+Ours: `SnapshotStore.load` (snapshot and journal blobs, read at once, decoded) by a worker with no copy of the session
 (cold: someone coming back next week), followed by the `AgentSession` the next turn builds: the history it sends
 (here the `CONTEXT_MAX_*` caps decide, as without a context window), which is what continuing needs. Beside it:
 the same by the worker that just loaded it (warm: its copy is checked with a conditional read of the snapshot

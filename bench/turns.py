@@ -9,7 +9,7 @@ subclasses (`bench.instrument`) split it into open, save and metadata; "other" i
 storage requests and sequential steps are counted at the transport (`shared.storage.transport.counting`).
 
 Warm and cold. The first measured turn of each conversation comes to a worker that holds no copy of the session
-(cold: the snapshot is read beside the lease, then its journal); the next ones to the worker that served the
+(cold: the snapshot and the journal are read beside the lease); the next ones to the worker that served the
 previous turn (warm: only the journal's new part is read, beside the lease). The headline figure is the warm
 one; the cold one is reported beside it.
 
