@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from shared.domain.clock import utc_iso
 from shared.domain.errors import SessionConflict
+from shared.domain.sessions import new_snapshot
 from shared.storage import journal as journal_module
 from shared.storage.codec import decode_journal
 from shared.storage.journal import UNTOLD, JournalRead
@@ -204,6 +206,14 @@ def user_texts(snapshot: object) -> list[str]:
     return [m["content"] for m in snapshot.openai_messages() if m["role"] == "user"]  # type: ignore[attr-defined]
 
 
+async def lapse(lock: Any) -> None:
+    """The lease lapses while the model runs: given back here, so others can take it; the lapsed holder still
+    knows its id, as it would."""
+    held = lock.lease.id
+    await lock.release()
+    lock.lease.id = held
+
+
 @pytest.fixture
 def azure_416(monkeypatch: pytest.MonkeyPatch) -> None:
     """As Azure answers: a ranged read from 0 of an empty blob is refused (416: no ETag, no metadata), where
@@ -237,7 +247,7 @@ async def test_a_lapsed_writer_that_read_an_empty_journal_cannot_replace_the_nex
     writer = SnapshotStore(container, compact_every=100)
     async with writer.opened("alice", "s") as (lock, before):
         assert before.journal_generation == UNTOLD
-        await lock.release()  # the lease lapses while the model runs
+        await lapse(lock)
         await add_turn(SnapshotStore(container, compact_every=1), "alice", "s", 3)  # compacts: generation + 1
         await add_turn(SnapshotStore(container, compact_every=100), "alice", "s", 4)  # appended to it
         with pytest.raises(SessionConflict):
@@ -278,7 +288,7 @@ async def test_a_lapsed_writer_cannot_append_to_a_journal_a_compaction_is_foldin
     lapsed = SnapshotStore(container, compact_every=100)
     acknowledged: list[str] = []
     async with lapsed.opened("alice", "s") as (lock, before):
-        await lock.release()
+        await lapse(lock)
         compactor = SnapshotStore(container, compact_every=1)
         restart = compactor._restart_journal
 
@@ -319,3 +329,92 @@ async def test_an_old_journal_that_cannot_be_deleted_after_its_session_is_rewrit
     await add_turn(SnapshotStore(container, compact_every=100), "alice", "old", 4)  # saved: no error
     again = await SnapshotStore(container).load("alice", "old")
     assert not again.named_journal and turns_of(again) == [1, 2, 3, 4]
+
+
+async def big_session(container: ContainerClient, *, journal: bool) -> None:
+    """A one-turn session whose snapshot is large (incompressible text) and whose journal is empty (or absent, as
+    when the new session's journal write failed): with SNAPSHOT_COMPACT_EVERY=1 (the least allowed) the next
+    large turn compacts from an empty journal, and a small one appends."""
+    store = SnapshotStore(container, compact_every=1)
+    first = new_snapshot("s", "alice", T0).with_entry(make_entry(1, T0, os.urandom(6000).hex()), utc_iso(T0), {})
+    await store.create(first)
+    if not journal:
+        await container.delete_blob("alice/s/journal.jsonl.gz")
+
+
+async def lapsed_append_while_compacting(container: ContainerClient) -> tuple[list[str], Any]:
+    """A writer whose lease lapsed saves a small turn between another turn's compaction fence (which touches or
+    creates the empty journal) and its snapshot write."""
+    lapsed = SnapshotStore(container, compact_every=1)
+    acknowledged: list[str] = []
+    async with lapsed.opened("alice", "s") as (lock, before):
+        await lapse(lock)
+        compactor = SnapshotStore(container, compact_every=1)
+        restart = compactor._restart_journal
+
+        async def meanwhile(prior: Any, compacted: Any) -> Any:
+            with contextlib.suppress(SessionConflict):
+                after = before.with_entry(make_entry(2, T0, "lapsed"), utc_iso(T0), {})
+                await lapsed.append(lock, before, after)
+                acknowledged.append("lapsed")
+            return await restart(prior, compacted)
+
+        compactor._restart_journal = meanwhile  # type: ignore[method-assign]
+        await add_turn(compactor, "alice", "s", 2, "compacting " + os.urandom(6000).hex())
+        acknowledged.append("compacting")
+    return acknowledged, await SnapshotStore(container).load("alice", "s")
+
+
+async def test_a_lapsed_writer_cannot_take_up_a_journal_a_compaction_created_as_its_fence(
+    container: ContainerClient,
+) -> None:
+    await big_session(container, journal=False)
+    acknowledged, loaded = await lapsed_append_while_compacting(container)
+    assert acknowledged == ["compacting"] and turns_of(loaded) == [1, 2]
+    assert user_texts(loaded)[1].startswith("compacting")
+
+
+async def test_a_lapsed_writer_cannot_take_up_an_empty_journal_a_compaction_fenced(
+    container: ContainerClient, azure_416: None
+) -> None:
+    await big_session(container, journal=True)
+    acknowledged, loaded = await lapsed_append_while_compacting(container)
+    assert acknowledged == ["compacting"] and turns_of(loaded) == [1, 2]
+
+
+@pytest.mark.parametrize("journal", [True, False])
+async def test_a_fence_whose_compaction_stopped_there_does_not_refuse_the_next_turns(
+    container: ContainerClient, azure_416: None, journal: bool
+) -> None:
+    await big_session(container, journal=journal)
+    worker = SnapshotStore(container)
+    async with worker.opened("alice", "s") as (lock, seen):
+        await journal_module.fence(worker._blob(worker.journal_name("alice", "s")), seen, lock.lease)  # then stops
+    for turn in (2, 3):
+        await add_turn(SnapshotStore(container, compact_every=1), "alice", "s", turn)
+    assert turns_of(await SnapshotStore(container).load("alice", "s")) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("compacts", [False, True])
+async def test_a_save_the_sdk_sends_again_after_it_landed_is_saved_once_not_refused(
+    container: ContainerClient, monkeypatch: pytest.MonkeyPatch, compacts: bool
+) -> None:
+    """The answer to an append (or a compaction's snapshot upload) is lost and the SDK's retry sends it again: the
+    conditions it met the first time refuse it. The turn was saved, so it is reported saved, and stored once."""
+    from azure.storage.blob.aio import BlobClient
+
+    await grow(SnapshotStore(container, compact_every=100), "alice", "s", 3)
+    method = "upload_blob" if compacts else "append_block"
+    real = getattr(BlobClient, method)
+
+    async def answer_lost(self: BlobClient, *args: Any, **kwargs: Any) -> Any:
+        await real(self, *args, **kwargs)  # lands; its answer never arrives
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(BlobClient, method, answer_lost)
+    await add_turn(SnapshotStore(container, compact_every=1 if compacts else 100), "alice", "s", 4, "sent twice")
+    monkeypatch.setattr(BlobClient, method, real)
+    loaded = await SnapshotStore(container).load("alice", "s")
+    assert turns_of(loaded) == [1, 2, 3, 4] and user_texts(loaded)[3].startswith("sent twice")
+    await add_turn(SnapshotStore(container, compact_every=100), "alice", "s", 5)  # and the session goes on
+    assert turns_of(await SnapshotStore(container).load("alice", "s")) == [1, 2, 3, 4, 5]

@@ -23,8 +23,9 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
-from azure.storage.blob.aio import BlobClient
+from azure.storage.blob.aio import BlobClient, BlobLeaseClient
 
+from shared.aio import both
 from shared.domain.errors import SessionConflict
 from shared.domain.sessions import Snapshot
 from shared.storage.codec import apply_journal, decode_journal
@@ -118,9 +119,13 @@ async def told(blob: BlobClient, read: JournalRead | None) -> JournalRead | None
     return JournalRead(b"", etag, generation)
 
 
-async def asked(blob: BlobClient, before: Snapshot) -> Snapshot:
-    """`before` with the ETag and generation of the journal it read as empty, asked of the service."""
-    there = await properties(blob)
+async def asked(blob: BlobClient, before: Snapshot, lease: BlobLeaseClient) -> Snapshot:
+    """`before` with the ETag and generation of the journal it read as empty, asked of the service. Asked at save
+    time, so the answer is taken only if the lease is still this turn's (renewed beside the question): a writer
+    whose lease lapsed could otherwise take up a journal that another turn's compaction has just fenced."""
+    there, renewed = await both(properties(blob), _renewed(lease))
+    if not renewed:
+        raise SessionConflict(f"session {before.session_id} changed while the turn ran (its lease lapsed)")
     if there is None:
         return replace(before, journal_etag=None, journal_generation=0)
     etag, generation, size = there
@@ -129,13 +134,21 @@ async def asked(blob: BlobClient, before: Snapshot) -> Snapshot:
     return replace(before, journal_etag=etag, journal_generation=generation)
 
 
-async def fence(blob: BlobClient, before: Snapshot) -> Snapshot:
+async def _renewed(lease: BlobLeaseClient) -> bool:
+    try:
+        await lease.renew()
+    except (AzureError, ValueError):  # ValueError: a lease with no id (never held, or given back)
+        return False
+    return True
+
+
+async def fence(blob: BlobClient, before: Snapshot, lease: BlobLeaseClient) -> Snapshot:
     """`before` with its journal's ETag moved on by a conditional write that changes nothing else (SessionConflict
     if the journal is no longer as `before` read it). A compaction fences before it writes the snapshot: a turn
     appended since `before` was read is then refused instead of folded away, and a writer still holding the old
     ETag (one whose lease lapsed) cannot append to a journal whose turns the snapshot is about to take in."""
     if before.journal_generation == UNTOLD:
-        before = await asked(blob, before)
+        before = await asked(blob, before, lease)
     if before.journal_etag is None:  # none as read: from here, an empty one of this generation
         created = await create(blob, before.generation)
         if created is None:
@@ -167,22 +180,52 @@ async def create(blob: BlobClient, generation: int) -> str | None:
 
 async def start(blob: BlobClient, generation: int, seen: str | None, session_id: str) -> str:
     """An empty journal of `generation` in place of what was seen there (`seen`: its ETag, None for nothing), only
-    if that is still what is there; its ETag. If something else is there now, only this generation's journal,
-    still empty, is taken as it is (a new session's, created beside its first turn's metadata); anything else
-    was written by another writer since, and the turn is refused (SessionConflict)."""
+    if that is still what is there; its ETag. Anything else there now was written since, by another writer, and
+    the turn is refused (SessionConflict)."""
     condition: dict[str, Any] = (
         {"if_none_match": "*"} if seen is None else {"etag": seen, "match_condition": MatchConditions.IfNotModified}
     )
     try:
         created = await blob.create_append_blob(content_settings=CONTENT, metadata=metadata(generation), **condition)
-        return str(created["etag"])
+    except HttpResponseError as exc:
+        if exc.status_code in (409, 412):
+            raise SessionConflict(f"session {session_id} changed while the turn ran") from None
+        raise
+    return str(created["etag"])
+
+
+async def append(blob: BlobClient, member: bytes, position: int, etag: str | None, session_id: str) -> str:
+    """Append `member` to the journal as it was read (`etag`, `position`); its new ETag. A refusal may be the SDK
+    sending again a request that landed (its answer lost): the member is then looked for where it was to go, and
+    found there, it was saved. Otherwise the journal changed since it was read: SessionConflict."""
+    condition: dict[str, Any] = {} if etag is None else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+    try:
+        appended = await blob.append_block(member, appendpos_condition=position, **condition)
+        return str(appended["etag"])
+    except ResourceNotFoundError:
+        raise SessionConflict(f"the journal of session {session_id} was removed while the turn ran") from None
     except HttpResponseError as exc:
         if exc.status_code not in (409, 412):
             raise
-    there = await properties(blob)
-    if there is not None and there[1:] == (generation, 0):
-        return there[0]
-    raise SessionConflict(f"session {session_id} changed while the turn ran")
+    landed = await holds(blob, member, position)
+    if landed is None:
+        raise SessionConflict(f"session {session_id} changed while the turn ran")
+    return landed
+
+
+async def holds(blob: BlobClient, data: bytes, offset: int = 0) -> str | None:
+    """The blob's ETag if it holds exactly `data` at `offset` (a write whose answer was lost, which landed), else
+    None."""
+    try:
+        download = await blob.download_blob(offset=offset, length=len(data))
+        found = await download.readall()
+    except ResourceNotFoundError:
+        return None
+    except HttpResponseError as exc:
+        if exc.status_code == 416:
+            return None
+        raise
+    return str(download.properties.etag) if found == data else None
 
 
 async def drop_named(blob: BlobClient) -> None:

@@ -352,7 +352,7 @@ class SnapshotStore:
         try:
             if self._should_compact(before, len(member)):
                 return self._remember(await self._compact(lock, after))
-            saved = self._remember(await self._append_member(before, after, member))
+            saved = self._remember(await self._append_member(lock, before, after, member))
         except BaseException:
             self._cache.drop(after.owner, session_id)  # whatever happened, the next turn reads the session again
             raise
@@ -371,37 +371,26 @@ class SnapshotStore:
         try:
             if before.named_journal:
                 return self._remember(await self._compact(lock, after))
-            return self._remember(await self._append_member(before, after, encode_feedback_member(turn, feedback)))
+            member = encode_feedback_member(turn, feedback)
+            return self._remember(await self._append_member(lock, before, after, member))
         except BaseException:
             self._cache.drop(after.owner, after.session_id)
             raise
 
-    async def _append_member(self, before: Snapshot, after: Snapshot, member: bytes) -> Snapshot:
+    async def _append_member(self, lock: SessionLock, before: Snapshot, after: Snapshot, member: bytes) -> Snapshot:
         """Append one member to the journal as `before` read it: the same ETag and append position (a second line
         of defence behind the lease: a writer whose read went stale is refused). A journal not written yet, or
         left behind by a compaction, is started for this generation first."""
         blob = self._blob(self.journal_name(after.owner, after.session_id))
         if before.journal_generation == UNTOLD:
-            before = await journal.asked(blob, before)
+            before = await journal.asked(blob, before, lock.lease)
         etag, position = before.journal_etag, before.journal_bytes
         if before.journal_generation != before.generation:
             etag = await journal.start(blob, before.generation, before.journal_etag, before.session_id)
             position = 0
-        try:
-            appended = await blob.append_block(
-                member, appendpos_condition=position, etag=etag, match_condition=MatchConditions.IfNotModified
-            )
-        except ResourceNotFoundError:
-            raise SessionConflict(f"the journal of session {after.session_id} was removed while the turn ran") from None
-        except HttpResponseError as exc:
-            if exc.status_code in (409, 412):
-                raise SessionConflict(f"session {after.session_id} changed while the turn ran") from None
-            raise
+        etag = await journal.append(blob, member, position, etag, after.session_id)
         return replace(
-            after,
-            journal_bytes=position + len(member),
-            journal_etag=str(appended["etag"]),
-            journal_generation=before.generation,
+            after, journal_bytes=position + len(member), journal_etag=etag, journal_generation=before.generation
         )
 
     async def _compact(self, lock: SessionLock, snapshot: Snapshot) -> Snapshot:
@@ -415,24 +404,28 @@ class SnapshotStore:
         """
         owner, session_id = snapshot.owner, snapshot.session_id
         if not snapshot.named_journal:
-            snapshot = await journal.fence(self._blob(self.journal_name(owner, session_id)), snapshot)
+            snapshot = await journal.fence(self._blob(self.journal_name(owner, session_id)), snapshot, lock.lease)
         compacted = replace(snapshot, generation=snapshot.generation + 1, named_journal=False)
+        snapshot_blob = self._blob(self.snapshot_name(owner, session_id))
         data = await _off_loop(encode_snapshot, compacted)
         conditions: dict[str, Any] = {}
         if snapshot.etag is not None:
             conditions = {"etag": snapshot.etag, "match_condition": MatchConditions.IfNotModified}
+        upload = snapshot_blob.upload_blob(
+            data, overwrite=True, lease=lock.lease, tags=index_tags(compacted), content_settings=_GZIP, **conditions
+        )
         try:
-            written = await self._blob(self.snapshot_name(owner, session_id)).upload_blob(
-                data, overwrite=True, lease=lock.lease, tags=index_tags(compacted), content_settings=_GZIP,
-                **conditions,
-            )  # fmt: skip
+            etag = (await upload)["etag"]
         except HttpResponseError as exc:
-            if exc.status_code in (409, 412):
+            if exc.status_code not in (409, 412):
+                raise
+            landed = await journal.holds(snapshot_blob, data)  # changed since read, unless this upload was resent
+            if landed is None:
                 raise SessionConflict(f"session {session_id} changed while the turn ran") from None
-            raise
+            etag = landed
         logger.info("compacted session %s: %d turns, %d bytes", session_id, compacted.turns, len(data))
         compacted = replace(
-            compacted, snapshot_turns=compacted.turns, snapshot_bytes=len(data), journal_bytes=0, etag=written["etag"]
+            compacted, snapshot_turns=compacted.turns, snapshot_bytes=len(data), journal_bytes=0, etag=etag
         )
         restart = self._restart_journal(snapshot, compacted)
         if not snapshot.named_journal:
