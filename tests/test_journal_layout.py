@@ -418,3 +418,45 @@ async def test_a_save_the_sdk_sends_again_after_it_landed_is_saved_once_not_refu
     assert turns_of(loaded) == [1, 2, 3, 4] and user_texts(loaded)[3].startswith("sent twice")
     await add_turn(SnapshotStore(container, compact_every=100), "alice", "s", 5)  # and the session goes on
     assert turns_of(await SnapshotStore(container).load("alice", "s")) == [1, 2, 3, 4, 5]
+
+
+async def test_a_turn_on_the_snapshot_create_returned_is_saved(container: ContainerClient) -> None:
+    """What the OpenAI endpoint does for a fork or an unknown transcript (completions._run_on_new): create the
+    session, then run a turn on the snapshot `create` returned, under its lease."""
+    store = SnapshotStore(container, compact_every=100)
+    saved = await store.create(new_snapshot("n", "alice", T0).with_entry(make_entry(1, T0), utc_iso(T0), {}))
+    async with store.locked("alice", "n") as lock:
+        await store.append(lock, saved, saved.with_entry(make_entry(2, T0), utc_iso(T0), {}))
+    assert turns_of(await SnapshotStore(container).load("alice", "n")) == [1, 2]
+
+
+async def test_a_new_sessions_second_turn_on_a_worker_that_read_it_before_its_journal_was_written(
+    container: ContainerClient, azure_416: None
+) -> None:
+    first = SnapshotStore(container, compact_every=100)
+    saved = await first.create_snapshot(new_snapshot("n", "alice", T0).with_entry(make_entry(1, T0), utc_iso(T0), {}))
+    other = SnapshotStore(container, compact_every=100)
+    await other.load("alice", "n")  # e.g. the client's GET while turn 1 writes its metadata and journal
+    await first.create_journal(saved)
+    await add_turn(other, "alice", "n", 2)  # the user's next turn lands on the other worker
+    assert turns_of(await SnapshotStore(container).load("alice", "n")) == [1, 2]
+
+
+async def test_a_journal_restart_the_sdk_sent_again_does_not_refuse_the_next_turn(
+    container: ContainerClient, monkeypatch: pytest.MonkeyPatch, azure_416: None
+) -> None:
+    from azure.storage.blob.aio import BlobClient
+
+    store = SnapshotStore(container, compact_every=1)
+    await big_session(container, journal=True)
+    real = BlobClient.create_append_blob
+
+    async def answer_lost(self: BlobClient, *args: Any, **kwargs: Any) -> Any:
+        await real(self, *args, **kwargs)
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(BlobClient, "create_append_blob", answer_lost)
+    await add_turn(store, "alice", "s", 2, "compacting " + os.urandom(6000).hex())
+    monkeypatch.setattr(BlobClient, "create_append_blob", real)
+    await add_turn(store, "alice", "s", 3)  # the same worker, its copy's journal ETag the one replaced
+    assert turns_of(await SnapshotStore(container).load("alice", "s")) == [1, 2, 3]

@@ -137,8 +137,12 @@ async def asked(blob: BlobClient, before: Snapshot, lease: BlobLeaseClient) -> S
 async def _renewed(lease: BlobLeaseClient) -> bool:
     try:
         await lease.renew()
-    except (AzureError, ValueError):  # ValueError: a lease with no id (never held, or given back)
+    except ValueError:  # a lease with no id: never held, or given back
         return False
+    except HttpResponseError as exc:
+        if exc.status_code in (409, 412):  # lost: another holds it, or it lapsed and was taken meanwhile
+            return False
+        raise
     return True
 
 
@@ -194,6 +198,20 @@ async def start(blob: BlobClient, generation: int, seen: str | None, session_id:
     return str(created["etag"])
 
 
+async def begin(blob: BlobClient, before: Snapshot, lease: BlobLeaseClient) -> str:
+    """The journal of `before`'s generation to append to, started in place of what `before` read there (`start`).
+    If something was written there since, this generation's journal, still empty, is taken, with the lease renewed
+    (`asked`): a new session's, written beside its first turn after the turn's read, or a restart the SDK sent
+    again. Anything else refuses the turn."""
+    try:
+        return await start(blob, before.generation, before.journal_etag, before.session_id)
+    except SessionConflict:
+        there = await asked(blob, before, lease)
+        if there.journal_generation != before.generation or there.journal_etag is None:
+            raise
+        return there.journal_etag
+
+
 async def append(blob: BlobClient, member: bytes, position: int, etag: str | None, session_id: str) -> str:
     """Append `member` to the journal as it was read (`etag`, `position`); its new ETag. A refusal may be the SDK
     sending again a request that landed (its answer lost): the member is then looked for where it was to go, and
@@ -213,9 +231,9 @@ async def append(blob: BlobClient, member: bytes, position: int, etag: str | Non
     return landed
 
 
-async def holds(blob: BlobClient, data: bytes, offset: int = 0) -> str | None:
-    """The blob's ETag if it holds exactly `data` at `offset` (a write whose answer was lost, which landed), else
-    None."""
+async def holds(blob: BlobClient, data: bytes, offset: int = 0, *, whole: bool = False) -> str | None:
+    """The blob's ETag if it holds exactly `data` at `offset` (and nothing else, if `whole`): a write whose answer
+    was lost, which landed. Else None."""
     try:
         download = await blob.download_blob(offset=offset, length=len(data))
         found = await download.readall()
@@ -225,7 +243,9 @@ async def holds(blob: BlobClient, data: bytes, offset: int = 0) -> str | None:
         if exc.status_code == 416:
             return None
         raise
-    return str(download.properties.etag) if found == data else None
+    if found != data or (whole and download.properties.size != offset + len(data)):
+        return None
+    return str(download.properties.etag)
 
 
 async def drop_named(blob: BlobClient) -> None:

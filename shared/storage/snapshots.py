@@ -283,8 +283,8 @@ class SnapshotStore:
     async def create(self, snapshot: Snapshot) -> Snapshot:
         """Write a brand-new session (its first entries); fails with SessionConflict if the id is taken."""
         saved = await self.create_snapshot(snapshot)
-        await self.create_journal(saved)
-        return saved
+        created = await self.create_journal(saved)
+        return saved if created is None else replace(saved, journal_etag=created, journal_generation=saved.generation)
 
     async def create_snapshot(self, snapshot: Snapshot) -> Snapshot:
         """The new session's snapshot, only if absent (SessionConflict if the id is taken): from here the session
@@ -297,24 +297,21 @@ class SnapshotStore:
             )
         except ResourceExistsError:
             raise SessionConflict(f"session {snapshot.session_id} already exists") from None
+        saved = replace(snapshot, snapshot_turns=snapshot.turns, snapshot_bytes=len(data), etag=written["etag"])
+        # A fork or an import may be made from another session as loaded: nothing of that one's journal carries over.
         return self._remember(
-            replace(
-                snapshot,
-                snapshot_turns=snapshot.turns,
-                snapshot_bytes=len(data),
-                journal_bytes=0,
-                etag=written["etag"],
-            )
+            replace(saved, journal_bytes=0, journal_etag=None, journal_generation=0, named_journal=False)
         )
 
-    async def create_journal(self, snapshot: Snapshot) -> None:
-        """The new session's (empty) journal, only if absent: never resets one that has members. This worker's
-        copy learns its ETag, which the next append is conditioned on."""
+    async def create_journal(self, snapshot: Snapshot) -> str | None:
+        """The new session's (empty) journal, only if absent (never resets one that has members): its ETag, which
+        the next append is conditioned on and this worker's copy learns; None if one was there."""
         blob = self._blob(self.journal_name(snapshot.owner, snapshot.session_id))
         created = await journal.create(blob, snapshot.generation)
         cached = self._cache.get(snapshot.owner, snapshot.session_id)
         if created is not None and cached is not None and cached.etag == snapshot.etag and cached.journal_etag is None:
             self._cache.put(replace(cached, journal_etag=created, journal_generation=snapshot.generation))
+        return created
 
     @contextlib.asynccontextmanager
     async def locked(self, owner: str, session_id: str) -> AsyncIterator[SessionLock]:
@@ -386,8 +383,7 @@ class SnapshotStore:
             before = await journal.asked(blob, before, lock.lease)
         etag, position = before.journal_etag, before.journal_bytes
         if before.journal_generation != before.generation:
-            etag = await journal.start(blob, before.generation, before.journal_etag, before.session_id)
-            position = 0
+            etag, position = await journal.begin(blob, before, lock.lease), 0
         etag = await journal.append(blob, member, position, etag, after.session_id)
         return replace(
             after, journal_bytes=position + len(member), journal_etag=etag, journal_generation=before.generation
@@ -419,7 +415,7 @@ class SnapshotStore:
         except HttpResponseError as exc:
             if exc.status_code not in (409, 412):
                 raise
-            landed = await journal.holds(snapshot_blob, data)  # changed since read, unless this upload was resent
+            landed = await journal.holds(snapshot_blob, data, whole=True)  # changed since read, unless resent
             if landed is None:
                 raise SessionConflict(f"session {session_id} changed while the turn ran") from None
             etag = landed
