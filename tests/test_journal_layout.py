@@ -460,3 +460,33 @@ async def test_a_journal_restart_the_sdk_sent_again_does_not_refuse_the_next_tur
     monkeypatch.setattr(BlobClient, "create_append_blob", real)
     await add_turn(store, "alice", "s", 3)  # the same worker, its copy's journal ETag the one replaced
     assert turns_of(await SnapshotStore(container).load("alice", "s")) == [1, 2, 3]
+
+
+async def test_a_workers_copy_of_an_old_layout_session_costs_no_more_than_no_copy(
+    container: ContainerClient, counted: ContainerClient
+) -> None:
+    await grow(SnapshotStore(container), "alice", "old", 3)
+    await to_schema_3(container, "alice", "old", 1)
+    worker = SnapshotStore(counted)
+    with counting() as cold:
+        await worker.load("alice", "old")
+    with counting() as again:
+        await worker.load("alice", "old")  # a GET of the session again, an export, a fork
+    assert again.requests <= cold.requests and len(again.steps()) <= len(cold.steps())
+
+
+async def test_a_session_read_under_its_own_lease_takes_an_empty_journal_as_the_snapshots(
+    container: ContainerClient, counted: ContainerClient
+) -> None:
+    """Retention reads a session under its lease; the lease's ETag says the snapshot is the latest, so an empty
+    journal (a one-turn session: the commonest to expire) is not asked about as a lease-less read must."""
+    await grow(SnapshotStore(container), "alice", "s", 1)
+    worker = SnapshotStore(counted)
+    async with worker.locked("alice", "s") as lock:
+        with counting() as held:
+            loaded = await worker.load_held(lock, "alice", "s")
+    with counting() as unheld:
+        await SnapshotStore(counted).load("alice", "s")
+    assert turns_of(loaded) == [1]
+    assert held.steps() == [["blob:get:journal", "blob:get:snapshot"]]
+    assert unheld.steps() == [["blob:get:journal", "blob:get:snapshot"], ["blob:head:journal"]]

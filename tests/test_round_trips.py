@@ -196,3 +196,19 @@ async def test_an_openai_client_resending_the_whole_conversation_costs_what_a_tu
     snapshot = await worker.snapshots.load("alice", session)
     said = [message["content"] for message in snapshot.openai_messages() if message["role"] == "user"]
     assert said == [f"turn {number}" for number in range(1, 7)]  # each stored once, in one session
+
+
+async def test_an_empty_journal_costs_a_worker_without_a_copy_one_step_more(
+    make_env: Callable[..., dict[str, str]], make_services: Callable[..., Any]
+) -> None:
+    """A ranged read of an empty blob is refused without the blob's ETag or metadata (416, on Azure as on
+    Azurite), so right after a session's first turn (or a compaction) a worker without a copy asks for them: a
+    resume asks at once, a turn when it saves, with its lease renewed beside the question."""
+    env = make_env()
+    session, _ = await turn(await make_services(env), "hello")
+    reader, writer = await make_services(env), await make_services(env)
+    with counting() as resume:
+        await reader.conversations.get("alice", session)
+    assert resume.steps() == [["blob:get:journal", "blob:get:snapshot"], ["blob:head:journal"]]
+    _, cold = await turn(writer, "second", session)
+    assert cold.steps() == [COLD_TURN[0], ["blob:head:journal", "blob:lease:renew"], *COLD_TURN[1:]]

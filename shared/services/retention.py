@@ -206,7 +206,7 @@ class Retention:
             return
         async with self.snapshots.locked(owner, session_id) as lock:
             try:
-                snapshot = await self.snapshots.load(owner, session_id)
+                snapshot = await self.snapshots.load_held(lock, owner, session_id)
             except SessionConflict:
                 # Under our lease no compaction runs, so a session that cannot be pieced together is the rest
                 # of something that stopped half way: finish it. (A delete goes journal first; a remnant whose

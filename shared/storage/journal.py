@@ -85,10 +85,7 @@ async def read(blob: BlobClient, offset: int = 0) -> JournalRead | None:
 
 async def tail(blob: BlobClient, cached: Snapshot) -> JournalRead | None:
     """What the journal holds past a worker's copy of the session (no data when nothing), or None when the copy
-    cannot be brought up to date from it (the journal is gone or restarted since, or the copy is of the layout
-    before schema 4, whose journal is read whole until the next save rewrites it)."""
-    if cached.named_journal:
-        return None
+    cannot be brought up to date from it (the journal is gone or restarted since)."""
     found = await read(blob, cached.journal_bytes)
     if found is None:  # still not written (fine), or gone since the copy saw it (read again)
         return JournalRead(b"", None, 0) if cached.journal_generation == 0 else None

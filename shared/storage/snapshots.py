@@ -233,8 +233,18 @@ class SnapshotStore:
         self._cache.drop(owner, session_id)
 
     def _remember(self, snapshot: Snapshot) -> Snapshot:
-        self._cache.put(snapshot)
+        if not snapshot.named_journal:  # a copy of the old layout would save nothing: its journal is read whole
+            self._cache.put(snapshot)
         return snapshot
+
+    async def load_held(self, lock: SessionLock, owner: str, session_id: str) -> Snapshot:
+        """The session as the holder of its lease reads it (both blobs at once, after the lease was taken): a
+        snapshot whose ETag is the lease's is the latest, so an empty journal's generation need not be asked."""
+        read = await self._read_both(owner, session_id)
+        current = read[0][1] is not None and read[0][1] == lock.lease.etag
+        with contextlib.suppress(_JournalGone, SnapshotBehind):
+            return self._remember(await self._joined(owner, session_id, *read, current=current))
+        return self._remember(await self._load(owner, session_id))
 
     @contextlib.asynccontextmanager
     async def opened(self, owner: str, session_id: str) -> AsyncIterator[tuple[SessionLock, Snapshot]]:
