@@ -8,7 +8,7 @@ import contextlib
 import gzip
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -285,26 +285,9 @@ async def test_a_lapsed_writer_cannot_append_to_a_journal_a_compaction_is_foldin
     """Between a compaction's snapshot write and its journal restart, the old journal still takes appends from
     anyone holding its ETag; the fence before the snapshot write moved it on."""
     await grow(SnapshotStore(container, compact_every=100), "alice", "s", 3)
-    lapsed = SnapshotStore(container, compact_every=100)
-    acknowledged: list[str] = []
-    async with lapsed.opened("alice", "s") as (lock, before):
-        await lapse(lock)
-        compactor = SnapshotStore(container, compact_every=1)
-        restart = compactor._restart_journal
-
-        async def meanwhile(prior: Any, compacted: Any) -> Any:
-            with contextlib.suppress(SessionConflict):
-                await lapsed.append(lock, before, before.with_entry(make_entry(4, text="lapsed"), utc_iso(T0), {}))
-                acknowledged.append("lapsed")
-            if crash:
-                raise RuntimeError("the compacting worker stops here")
-            return await restart(prior, compacted)
-
-        compactor._restart_journal = meanwhile  # type: ignore[method-assign]
-        with contextlib.suppress(RuntimeError):
-            await add_turn(compactor, "alice", "s", 4, "compacting")
-            acknowledged.append("compacting")
-    loaded = await SnapshotStore(container).load("alice", "s")
+    acknowledged, loaded = await lapsed_append_while_compacting(
+        container, 4, "compacting", appends_every=100, crash=crash
+    )
     assert "lapsed" not in acknowledged
     assert turns_of(loaded) == [1, 2, 3, 4] and user_texts(loaded)[3].startswith("compacting")
 
@@ -331,6 +314,9 @@ async def test_an_old_journal_that_cannot_be_deleted_after_its_session_is_rewrit
     assert not again.named_journal and turns_of(again) == [1, 2, 3, 4]
 
 
+BIG = "compacting " + os.urandom(6000).hex()  # incompressible: a turn this large compacts with SNAPSHOT_COMPACT_EVERY=1
+
+
 async def big_session(container: ContainerClient, *, journal: bool) -> None:
     """A one-turn session whose snapshot is large (incompressible text) and whose journal is empty (or absent, as
     when the new session's journal write failed): with SNAPSHOT_COMPACT_EVERY=1 (the least allowed) the next
@@ -342,10 +328,14 @@ async def big_session(container: ContainerClient, *, journal: bool) -> None:
         await container.delete_blob("alice/s/journal.jsonl.gz")
 
 
-async def lapsed_append_while_compacting(container: ContainerClient) -> tuple[list[str], Any]:
-    """A writer whose lease lapsed saves a small turn between another turn's compaction fence (which touches or
-    creates the empty journal) and its snapshot write."""
-    lapsed = SnapshotStore(container, compact_every=1)
+async def lapsed_append_while_compacting(
+    container: ContainerClient, turn: int, compacting: str, *, appends_every: int, crash: bool = False
+) -> tuple[list[str], Any]:
+    """A writer whose lease lapsed saves turn `turn` (a small one: it appends, with `appends_every` as its
+    SNAPSHOT_COMPACT_EVERY) after another worker's turn `turn` fenced the journal (touching, or creating, it) and
+    wrote the snapshot, before that worker restarts the journal, or instead (`crash`). Which were acknowledged,
+    and the session as a fresh reader finds it."""
+    lapsed = SnapshotStore(container, compact_every=appends_every)
     acknowledged: list[str] = []
     async with lapsed.opened("alice", "s") as (lock, before):
         await lapse(lock)
@@ -354,14 +344,17 @@ async def lapsed_append_while_compacting(container: ContainerClient) -> tuple[li
 
         async def meanwhile(prior: Any, compacted: Any) -> Any:
             with contextlib.suppress(SessionConflict):
-                after = before.with_entry(make_entry(2, T0, "lapsed"), utc_iso(T0), {})
+                after = before.with_entry(make_entry(turn, T0, "lapsed"), utc_iso(T0), {})
                 await lapsed.append(lock, before, after)
                 acknowledged.append("lapsed")
+            if crash:
+                raise RuntimeError("the compacting worker stops here")
             return await restart(prior, compacted)
 
         compactor._restart_journal = meanwhile  # type: ignore[method-assign]
-        await add_turn(compactor, "alice", "s", 2, "compacting " + os.urandom(6000).hex())
-        acknowledged.append("compacting")
+        with contextlib.suppress(RuntimeError):
+            await add_turn(compactor, "alice", "s", turn, compacting)
+            acknowledged.append("compacting")
     return acknowledged, await SnapshotStore(container).load("alice", "s")
 
 
@@ -369,7 +362,7 @@ async def test_a_lapsed_writer_cannot_take_up_a_journal_a_compaction_created_as_
     container: ContainerClient,
 ) -> None:
     await big_session(container, journal=False)
-    acknowledged, loaded = await lapsed_append_while_compacting(container)
+    acknowledged, loaded = await lapsed_append_while_compacting(container, 2, BIG, appends_every=1)
     assert acknowledged == ["compacting"] and turns_of(loaded) == [1, 2]
     assert user_texts(loaded)[1].startswith("compacting")
 
@@ -378,7 +371,7 @@ async def test_a_lapsed_writer_cannot_take_up_an_empty_journal_a_compaction_fenc
     container: ContainerClient, azure_416: None
 ) -> None:
     await big_session(container, journal=True)
-    acknowledged, loaded = await lapsed_append_while_compacting(container)
+    acknowledged, loaded = await lapsed_append_while_compacting(container, 2, BIG, appends_every=1)
     assert acknowledged == ["compacting"] and turns_of(loaded) == [1, 2]
 
 
@@ -395,25 +388,33 @@ async def test_a_fence_whose_compaction_stopped_there_does_not_refuse_the_next_t
     assert turns_of(await SnapshotStore(container).load("alice", "s")) == [1, 2, 3]
 
 
+@contextlib.contextmanager
+def answers_lost(monkeypatch: pytest.MonkeyPatch, method: str) -> Iterator[None]:
+    """Within the block, every `BlobClient.<method>` lands but its answer is lost, and the SDK's retry sends it
+    again (which the conditions it met the first time may refuse)."""
+    from azure.storage.blob.aio import BlobClient
+
+    real = getattr(BlobClient, method)
+
+    async def resent(self: BlobClient, *args: Any, **kwargs: Any) -> Any:
+        await real(self, *args, **kwargs)
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(BlobClient, method, resent)
+    yield
+    monkeypatch.setattr(BlobClient, method, real)
+
+
 @pytest.mark.parametrize("compacts", [False, True])
 async def test_a_save_the_sdk_sends_again_after_it_landed_is_saved_once_not_refused(
     container: ContainerClient, monkeypatch: pytest.MonkeyPatch, compacts: bool
 ) -> None:
     """The answer to an append (or a compaction's snapshot upload) is lost and the SDK's retry sends it again: the
     conditions it met the first time refuse it. The turn was saved, so it is reported saved, and stored once."""
-    from azure.storage.blob.aio import BlobClient
 
     await grow(SnapshotStore(container, compact_every=100), "alice", "s", 3)
-    method = "upload_blob" if compacts else "append_block"
-    real = getattr(BlobClient, method)
-
-    async def answer_lost(self: BlobClient, *args: Any, **kwargs: Any) -> Any:
-        await real(self, *args, **kwargs)  # lands; its answer never arrives
-        return await real(self, *args, **kwargs)
-
-    monkeypatch.setattr(BlobClient, method, answer_lost)
-    await add_turn(SnapshotStore(container, compact_every=1 if compacts else 100), "alice", "s", 4, "sent twice")
-    monkeypatch.setattr(BlobClient, method, real)
+    with answers_lost(monkeypatch, "upload_blob" if compacts else "append_block"):
+        await add_turn(SnapshotStore(container, compact_every=1 if compacts else 100), "alice", "s", 4, "sent twice")
     loaded = await SnapshotStore(container).load("alice", "s")
     assert turns_of(loaded) == [1, 2, 3, 4] and user_texts(loaded)[3].startswith("sent twice")
     await add_turn(SnapshotStore(container, compact_every=100), "alice", "s", 5)  # and the session goes on
@@ -445,19 +446,11 @@ async def test_a_new_sessions_second_turn_on_a_worker_that_read_it_before_its_jo
 async def test_a_journal_restart_the_sdk_sent_again_does_not_refuse_the_next_turn(
     container: ContainerClient, monkeypatch: pytest.MonkeyPatch, azure_416: None
 ) -> None:
-    from azure.storage.blob.aio import BlobClient
 
     store = SnapshotStore(container, compact_every=1)
     await big_session(container, journal=True)
-    real = BlobClient.create_append_blob
-
-    async def answer_lost(self: BlobClient, *args: Any, **kwargs: Any) -> Any:
-        await real(self, *args, **kwargs)
-        return await real(self, *args, **kwargs)
-
-    monkeypatch.setattr(BlobClient, "create_append_blob", answer_lost)
-    await add_turn(store, "alice", "s", 2, "compacting " + os.urandom(6000).hex())
-    monkeypatch.setattr(BlobClient, "create_append_blob", real)
+    with answers_lost(monkeypatch, "create_append_blob"):
+        await add_turn(store, "alice", "s", 2, BIG)
     await add_turn(store, "alice", "s", 3)  # the same worker, its copy's journal ETag the one replaced
     assert turns_of(await SnapshotStore(container).load("alice", "s")) == [1, 2, 3]
 
