@@ -151,9 +151,7 @@ async def fence(blob: BlobClient, before: Snapshot, lease: BlobLeaseClient) -> S
     if before.journal_generation == UNTOLD:
         before = await asked(blob, before, lease)
     if before.journal_etag is None:  # none as read: from here, an empty one of this generation
-        created = await create(blob, before.generation)
-        if created is None:
-            raise SessionConflict(f"session {before.session_id} changed while the turn ran")
+        created = await start(blob, before.generation, None, before.session_id)
         return replace(before, journal_etag=created, journal_generation=before.generation)
     try:
         fenced = await blob.set_blob_metadata(
@@ -164,19 +162,6 @@ async def fence(blob: BlobClient, before: Snapshot, lease: BlobLeaseClient) -> S
             raise SessionConflict(f"session {before.session_id} changed while the turn ran") from None
         raise
     return replace(before, journal_etag=str(fenced["etag"]))
-
-
-async def create(blob: BlobClient, generation: int) -> str | None:
-    """An empty journal of `generation`, only if there is none; its ETag, or None if one was there."""
-    try:
-        created = await blob.create_append_blob(
-            content_settings=CONTENT, metadata=metadata(generation), if_none_match="*"
-        )
-    except HttpResponseError as exc:
-        if exc.status_code in (409, 412):
-            return None
-        raise
-    return str(created["etag"])
 
 
 async def start(blob: BlobClient, generation: int, seen: str | None, session_id: str) -> str:
@@ -256,6 +241,12 @@ async def drop_named(blob: BlobClient) -> None:
         logger.warning("could not delete %s, which nothing reads any more", blob.blob_name)
 
 
+async def joined(blob: BlobClient, snapshot: Snapshot, read: JournalRead | None, *, current: bool) -> Snapshot:
+    """`continued`, after asking for an empty journal's generation (`told`) unless the lease's ETag said the
+    snapshot read beside it is the latest (`current`)."""
+    return continued(snapshot, read if current else await told(blob, read))
+
+
 def continued(snapshot: Snapshot, read: JournalRead | None) -> Snapshot:
     """`snapshot` with the (fixed-name) journal as read: applied if it continues this generation, passed
     over if a compaction left it behind (its turns are in the snapshot), SnapshotBehind if it is newer."""
@@ -282,10 +273,8 @@ def extended(cached: Snapshot, tail: JournalRead) -> Snapshot | None:
     seen = replace(cached, journal_etag=tail.etag, journal_generation=tail.generation)
     if tail.generation < cached.generation:  # left behind by a compaction: nothing in it is new
         return replace(seen, journal_bytes=0)
-    if cached.journal_generation != cached.generation:  # the copy's journal was restarted since: read whole
-        if cached.journal_bytes:
-            return None
-        return apply_journal(seen, decode_journal(tail.data), len(tail.data))
+    if cached.journal_generation != cached.generation and cached.journal_bytes:
+        return None  # a copy's position in a journal of another generation: nothing to read on from
     if not tail.data:
         return seen
     return apply_journal(seen, decode_journal(tail.data), cached.journal_bytes + len(tail.data))

@@ -106,6 +106,9 @@ class SnapshotStore:
         """The journal of one generation in the layout before envelope schema 4 (read, never written)."""
         return f"{validate_id(owner, 'owner')}/{validate_id(session_id)}/journal-{generation:06d}.jsonl.gz"
 
+    def _journal(self, owner: str, session_id: str) -> BlobClient:
+        return self._blob(self.journal_name(owner, session_id))
+
     def _blob(self, name: str) -> BlobClient:
         """A client for one blob, kept for the next turns (building one builds the SDK's whole operation set)."""
         client = self._clients.pop(name, None) or self._container.get_blob_client(name)
@@ -130,11 +133,11 @@ class SnapshotStore:
         without one, the snapshot and the journal are read at once."""
         cached = self._cache.get(owner, session_id)
         if cached is not None:
-            name = self.snapshot_name(owner, session_id)
-            changed, tail = await both(self._if_changed(name, cached.etag), self._tail(cached))
+            blob, name = self._journal(owner, session_id), self.snapshot_name(owner, session_id)
+            changed, tail = await both(self._if_changed(name, cached.etag), journal.tail(blob, cached))
             if changed is None and tail is not None:
                 with contextlib.suppress(SnapshotBehind):
-                    told = await journal.told(self._blob(self.journal_name(owner, session_id)), tail)
+                    told = await journal.told(blob, tail)
                     extended = None if told is None else journal.extended(cached, told)
                     if extended is not None:
                         return self._remember(extended)
@@ -156,7 +159,7 @@ class SnapshotStore:
     async def _read_both(self, owner: str, session_id: str) -> tuple[tuple[bytes, str | None], JournalRead | None]:
         return await both(
             self._get(self.snapshot_name(owner, session_id)),
-            journal.read(self._blob(self.journal_name(owner, session_id))),
+            journal.read(self._journal(owner, session_id)),
         )
 
     async def _joined(
@@ -173,9 +176,7 @@ class SnapshotStore:
         snapshot = await self._decoded(owner, session_id, *snapshot_read)
         if snapshot.named_journal:
             return await self._with_journal(snapshot)
-        if not current:  # without the lease's word, an empty journal's generation is asked (`journal.told`)
-            read = await journal.told(self._blob(self.journal_name(owner, session_id)), read)
-        return journal.continued(snapshot, read)
+        return await journal.joined(self._journal(owner, session_id), snapshot, read, current=current)
 
     async def _get(self, name: str) -> tuple[bytes, str | None]:
         try:
@@ -206,9 +207,8 @@ class SnapshotStore:
     async def _with_journal(self, snapshot: Snapshot) -> Snapshot:
         """`snapshot` with its journal, read after it."""
         if not snapshot.named_journal:
-            owner, session_id = snapshot.owner, snapshot.session_id
-            blob = self._blob(self.journal_name(owner, session_id))
-            return journal.continued(snapshot, await journal.told(blob, await journal.read(blob)))
+            blob = self._journal(snapshot.owner, snapshot.session_id)
+            return await journal.joined(blob, snapshot, await journal.read(blob), current=False)
         named = self._blob(self.named_journal_name(snapshot.owner, snapshot.session_id, snapshot.generation))
         try:
             data = await (await named.download_blob()).readall()
@@ -224,9 +224,6 @@ class SnapshotStore:
         except ResourceNotFoundError:
             raise SessionNotFound(snapshot.session_id) from None
         return snapshot.etag is not None and properties.etag == snapshot.etag
-
-    async def _tail(self, cached: Snapshot) -> JournalRead | None:
-        return await journal.tail(self._blob(self.journal_name(cached.owner, cached.session_id)), cached)
 
     def forget(self, owner: str, session_id: str) -> None:
         """Drop this worker's copy of the session (the next load reads it whole, as another worker would)."""
@@ -254,8 +251,9 @@ class SnapshotStore:
         lease's answer carries the snapshot's ETag, which says whether the copy is still good), else the
         snapshot and the journal. So a session takes one step before its model call, warm or cold."""
         cached = self._cache.get(owner, session_id)
+        blob = self._journal(owner, session_id)
         reading: asyncio.Future[Any] = asyncio.ensure_future(
-            self._tail(cached) if cached is not None else self._read_both(owner, session_id)
+            journal.tail(blob, cached) if cached is not None else self._read_both(owner, session_id)
         )
         try:
             lock = await self._acquire(owner, session_id)
@@ -316,8 +314,12 @@ class SnapshotStore:
     async def create_journal(self, snapshot: Snapshot) -> str | None:
         """The new session's (empty) journal, only if absent (never resets one that has members): its ETag, which
         the next append is conditioned on and this worker's copy learns; None if one was there."""
-        blob = self._blob(self.journal_name(snapshot.owner, snapshot.session_id))
-        created = await journal.create(blob, snapshot.generation)
+        try:
+            created = await journal.start(
+                self._journal(snapshot.owner, snapshot.session_id), snapshot.generation, None, snapshot.session_id
+            )
+        except SessionConflict:
+            return None  # there already
         cached = self._cache.get(snapshot.owner, snapshot.session_id)
         if created is not None and cached is not None and cached.etag == snapshot.etag and cached.journal_etag is None:
             self._cache.put(replace(cached, journal_etag=created, journal_generation=snapshot.generation))
@@ -388,7 +390,7 @@ class SnapshotStore:
         """Append one member to the journal as `before` read it: the same ETag and append position (a second line
         of defence behind the lease: a writer whose read went stale is refused). A journal not written yet, or
         left behind by a compaction, is started for this generation first."""
-        blob = self._blob(self.journal_name(after.owner, after.session_id))
+        blob = self._journal(after.owner, after.session_id)
         if before.journal_generation == UNTOLD:
             before = await journal.asked(blob, before, lock.lease)
         etag, position = before.journal_etag, before.journal_bytes
@@ -410,7 +412,7 @@ class SnapshotStore:
         """
         owner, session_id = snapshot.owner, snapshot.session_id
         if not snapshot.named_journal:
-            snapshot = await journal.fence(self._blob(self.journal_name(owner, session_id)), snapshot, lock.lease)
+            snapshot = await journal.fence(self._journal(owner, session_id), snapshot, lock.lease)
         compacted = replace(snapshot, generation=snapshot.generation + 1, named_journal=False)
         snapshot_blob = self._blob(self.snapshot_name(owner, session_id))
         data = await _off_loop(encode_snapshot, compacted)
@@ -444,7 +446,7 @@ class SnapshotStore:
         """The compacted session with its journal restarted; as it is if that fails (the next append does it)."""
         seen = None if before.named_journal else before.journal_etag
         try:
-            blob = self._blob(self.journal_name(compacted.owner, compacted.session_id))
+            blob = self._journal(compacted.owner, compacted.session_id)
             etag = await journal.start(blob, compacted.generation, seen, compacted.session_id)
         except (SessionConflict, AzureError):
             logger.warning("session %s compacted, its journal not restarted yet", compacted.session_id)
