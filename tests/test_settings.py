@@ -52,6 +52,7 @@ def test_missing_required_setting_names_the_variable(missing: str, named: str) -
         ("ROUTER_STRONG_ORDER", "cloud,cloud"),
         ("TRUST_PRINCIPAL_HEADERS", "maybe"),
         ("PRICE_TABLE", "{not json"),
+        ("PRICE_TABLE", "null"),
         ("PRICE_TABLE", '{"moon": {"input": 1, "output": 1}}'),
         ("PRICE_TABLE", '{"cloud": {"input": "cheap", "output": 1}}'),
         ("PRICE_TABLE", '{"cloud": {"input": -1, "output": 1}}'),

@@ -91,10 +91,8 @@ class Env:
         return value
 
     def price_table(self, name: str) -> dict[str, Price]:
-        table = self.parsed(name, json_value)
-        if table is None:
-            table = {}
-        if not isinstance(table, dict):
+        table = {} if self.text(name) is None else self.parsed(name, json_value)
+        if not isinstance(table, dict):  # `null` included, as before `parsed` read it
             raise SettingsError(f"{name} must be a JSON object of backend or backend:model keys")
         prices: dict[str, Price] = {}
         for key, entry in table.items():
