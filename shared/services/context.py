@@ -128,16 +128,16 @@ class TurnContext:
         self._pinned, self._turns = turns_of([(entry.turn, entry.af_messages) for entry in snapshot.entries])
         self.created: ContextSummary | None = None
         self.calls: list[dict[str, Any]] = []
-
-    def _request_raw(self) -> float:
-        """Raw tokens of a request before its history: its overhead, the instructions and the new message."""
-        return REQUEST_OVERHEAD + plain_tokens([self._fitter.settings.system_prompt, self._message])
+        # Raw tokens of a request before its history (its overhead, the instructions, the new message), and of
+        # what is always sent besides: the same for every backend tried, so measured once.
+        self._request_raw = REQUEST_OVERHEAD + plain_tokens([fitter.settings.system_prompt, message])
+        pinned = [*(pinned_message for _, pinned_message in self._pinned), *preamble]
+        self._pinned_raw = self._request_raw + messages_tokens(pinned)
+        self._pinned_count, self._pinned_chars = len(pinned), sum(message_chars(item) for item in pinned)
 
     def _fixed(self, ratio: TokenRatio) -> Size:
         """The size, as fitted, of what is always sent (caps count pinned messages only)."""
-        pinned = [*(message for _, message in self._pinned), *self._preamble]
-        raw = self._request_raw() + messages_tokens(pinned)
-        return Size(ratio.fitted(raw), len(pinned), sum(message_chars(message) for message in pinned))
+        return Size(ratio.fitted(self._pinned_raw), self._pinned_count, self._pinned_chars)
 
     def check(self, backend: str, options: Mapping[str, Any]) -> None:
         """Raises ContextTooLarge if what is always sent does not fit the backend's window."""
@@ -167,7 +167,7 @@ class TurnContext:
                 keep_from = keep_beside(summary, self._turns, fixed, window, ratio, plan.keep_from)
                 mode = "summary"
         history = [*assemble(self._pinned, self._turns, keep_from, summary), *self._preamble]
-        raw = self._request_raw() + messages_tokens(history)
+        raw = self._request_raw + messages_tokens(history)
         return Fitted(history, self._note(backend, window, ratio, raw, keep_from, summary, mode, plan))
 
     def _note(

@@ -7,11 +7,11 @@ this package. `MetadataStore` gathers the three stores and the operations that s
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
 from azure.cosmos.aio import CosmosClient
 
+from shared.aio import both
 from shared.domain.feedback import Feedback
 from shared.domain.records import TurnRecord
 from shared.domain.sessions import SessionSummary
@@ -55,12 +55,10 @@ class MetadataStore:
         Both writes end before this returns, even when one fails: the first failure is raised then (Cosmos is
         derived data; the caller logs it and reconcile repairs), and no write of this turn can land after the
         next turn's."""
-        turn = self.turns.put(summary.owner, summary.session_id, record)
-        outcomes = await asyncio.gather(turn, self.sessions.put(summary), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return sum(outcome for outcome in outcomes if isinstance(outcome, float))
+        turn, session = await both(
+            self.turns.put(summary.owner, summary.session_id, record), self.sessions.put(summary)
+        )
+        return float(turn + session)
 
     async def record_session(
         self, summary: SessionSummary, records: list[TurnRecord], feedback: Mapping[int, Feedback]
