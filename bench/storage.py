@@ -33,13 +33,12 @@ from shared.storage.indexing import INDEXED_PATHS
 
 OWNER = "bench-storage"
 EXCHANGES = 100
-SYSTEM_PROPERTIES = ("_rid", "_self", "_etag", "_attachments", "_ts")
 KEY_FIELDS = ("id", "type", "schemaVersion", "sessionId", "userId")
 
 
-def _json_bytes(document: dict[str, Any], strip: bool) -> int:
-    if strip:
-        document = {key: value for key, value in document.items() if key not in SYSTEM_PROPERTIES}
+def _returned_bytes(document: dict[str, Any]) -> int:
+    """Compact UTF-8 JSON size of a document as a query returns it, system properties (`_rid`, `_ts`, ...) included;
+    `document_bytes` is the size without them."""
     return len(json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
@@ -88,10 +87,10 @@ async def measure_one(stack: Stack, seed: int) -> dict[str, Any]:
     theirs_got = transcript_of(await stack.their_messages("storage", theirs))
     documents, tied = await sort_key_ties(their_container, theirs)
     blob_total = sum(blobs.values())
-    cosmos_ours = sum(_json_bytes(doc, False) for doc in turn_docs) + _json_bytes(summary_doc, False)
-    cosmos_ours_bare = sum(_json_bytes(doc, True) for doc in turn_docs) + _json_bytes(summary_doc, True)
-    theirs_total = sum(_json_bytes(doc, False) for doc in their_docs)
-    theirs_bare = sum(_json_bytes(doc, True) for doc in their_docs)
+    cosmos_ours = sum(_returned_bytes(doc) for doc in turn_docs) + _returned_bytes(summary_doc)
+    cosmos_ours_bare = sum(document_bytes(doc) for doc in turn_docs) + document_bytes(summary_doc)
+    theirs_total = sum(_returned_bytes(doc) for doc in their_docs)
+    theirs_bare = sum(document_bytes(doc) for doc in their_docs)
     return {
         "raw_text_bytes": raw,
         "prose_gzip_ratio": prose.compression_ratio(exchanges),
@@ -129,11 +128,11 @@ def _documents_and_charges(
     keys = {key: last[key] for key in KEY_FIELDS}
     return {
         # what every turn document costs whatever it keeps: its keys, and the system properties the service adds
-        "turn_document_floor_bytes": document_bytes(keys) + _json_bytes(last, False) - _json_bytes(last, True),
+        "turn_document_floor_bytes": document_bytes(keys) + _returned_bytes(last) - document_bytes(last),
         "turn_document_bytes": [document_bytes(doc) for doc in turn_docs],
-        "turn_document_bytes_with_system_properties": [_json_bytes(doc, False) for doc in turn_docs],
+        "turn_document_bytes_with_system_properties": [_returned_bytes(doc) for doc in turn_docs],
         "summary_document_bytes": document_bytes(summary),
-        "summary_document_bytes_with_system_properties": _json_bytes(summary, False),
+        "summary_document_bytes_with_system_properties": _returned_bytes(summary),
         "emulator_request_charge_per_turn": charges,
         "estimated_ru_per_turn": {
             "indexing_policy": estimate(INDEXED_PATHS["turns"], INDEXED_PATHS["sessions"]),

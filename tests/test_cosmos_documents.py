@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +28,6 @@ from tests.consistency import version_1_turn_document
 from tools.calibrate_router import evidence
 from tools.fake_model import Behaviour, FakeModelServer
 
-ROOT = Path(__file__).resolve().parent.parent
 HARD = "Design a distributed rate limiter for a multi-region API and explain the trade-offs step by step."
 CLOUD_PRICE = Price(2.5, 10.0)
 AT = "2026-03-0{}T10:00:00.000000Z"

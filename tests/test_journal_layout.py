@@ -163,7 +163,7 @@ async def to_schema_3(container: ContainerClient, owner: str, session_id: str, g
     document["schema_version"] = 3
     await snapshot.upload_blob(gzip.compress(json.dumps(document).encode()), overwrite=True)
     data, _ = await journal_of(container, owner, session_id)
-    members = [json.loads(line) for line in gzip.decompress(data).splitlines()] if data else []
+    members = decode_journal(data)
     old = b"".join(gzip.compress(json.dumps({**member, "schema_version": 3}).encode() + b"\n") for member in members)
     await container.delete_blob(prefix + "journal.jsonl.gz")
     await put_journal(container, prefix + f"journal-{generation:06d}.jsonl.gz", old)

@@ -174,6 +174,7 @@ async def test_an_openai_client_resending_the_whole_conversation_costs_what_a_tu
     """`/v1/chat/completions` compares the conversation sent with the stored one on the snapshot the turn loads
     anyway: with `X-Session-Id` the round trips are a turn's, and without it one summaries query comes first."""
     from shared.services.completions import Completion
+    from shared.services.events import TurnCompleted
 
     env = make_env()
     worker = await make_services(env)
@@ -186,7 +187,8 @@ async def test_an_openai_client_resending_the_whole_conversation_costs_what_a_tu
         completion = Completion("local", [*sent, {"role": "user", "content": text}], session_id=session_id)
         with counting() as trips:
             events = [event async for event in services.completions.complete("alice", completion)]
-        assert events and getattr(events[-1], "session_id", session) == session
+        last = events[-1]
+        assert isinstance(last, TurnCompleted) and last.result.session_id == session, last
         return trips
 
     assert (await complete(worker, "turn 4", session)).steps() == WARM_TURN
